@@ -1,0 +1,179 @@
+#include "bindings/common.h"
+
+#include <limits>
+
+namespace nnfast {
+namespace bind {
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+Shape shape_of(const py::array& a) {
+  Shape s(static_cast<size_t>(a.ndim()));
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s[static_cast<size_t>(i)] = a.shape(i);
+  return s;
+}
+
+std::string shape_str(const py::array& a) { return shape_str(shape_of(a)); }
+
+std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+namespace {
+constexpr int kNpyFloat = 11;   // NPY_FLOAT
+constexpr int kNpyDouble = 12;  // NPY_DOUBLE
+
+// NOTE: numpy spells native byte order '=' and big-endian-on-little-endian '>' (and vice versa).
+bool native_num(const py::dtype& dt, int num) { return dt.num() == num && dt.byteorder() == '='; }
+}  // namespace
+
+bool is_f32(const py::array& a) { return native_num(a.dtype(), kNpyFloat); }
+bool is_f64(const py::array& a) { return native_num(a.dtype(), kNpyDouble); }
+
+py::array require_float_array(py::handle obj, const char* fn, const char* arg) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(fn) + ": " + arg +
+                         " must be a float32 or float64 numpy.ndarray, got " +
+                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!is_f32(a) && !is_f64(a)) {
+    throw py::type_error(std::string(fn) + ": " + arg +
+                         " must have dtype float32 or float64, got " + dtype_str(a));
+  }
+  if (!(a.flags() & py::array::c_style)) {
+    throw py::value_error(std::string(fn) + ": " + arg +
+                          " must be C-contiguous, got an array with strides " +
+                          shape_str(Shape(a.strides(), a.strides() + a.ndim())));
+  }
+  return a;
+}
+
+void require_same_dtype(const py::array& a, const char* a_name, const py::array& b,
+                        const char* b_name, const char* fn) {
+  if (is_f32(a) != is_f32(b)) {
+    throw py::value_error(std::string(fn) + ": " + b_name + " must have the dtype of " + a_name +
+                          " (" + dtype_str(a) + "), got " + dtype_str(b));
+  }
+}
+
+void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg, const char* dims) {
+  if (a.ndim() != ndim) {
+    throw py::value_error(std::string(fn) + ": " + arg + " must have " + std::to_string(ndim) +
+                          " dims " + dims + ", got shape " + shape_str(a));
+  }
+}
+
+int64_t checked_product(const Shape& shape, const char* fn, const char* what) {
+  // Bytes must fit in a signed 64-bit count too, so cap elements at 2^63 / 8.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max() / 8;
+  int64_t n = 1;
+  bool zero = false;
+  for (int64_t d : shape) {
+    if (d < 0) {
+      throw py::value_error(std::string(fn) + ": " + what + " has a negative size in shape " +
+                            shape_str(shape));
+    }
+    if (d == 0) zero = true;
+  }
+  if (zero) return 0;
+  for (int64_t d : shape) {
+    if (n > kMax / d) {
+      throw py::value_error(std::string(fn) + ": " + what + " of shape " + shape_str(shape) +
+                            " has more elements than can be addressed");
+    }
+    n *= d;
+  }
+  return n;
+}
+
+py::array new_array(const py::dtype& dtype, const Shape& shape, const char* fn) {
+  checked_product(shape, fn, "the output");
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  // NOTE: numpy raises MemoryError (ArrayMemoryError) itself when the allocation fails.
+  return py::array(dtype, dims);
+}
+
+namespace {
+struct ByteRange {
+  const char* lo;
+  const char* hi;
+};
+
+ByteRange byte_range(const py::array& a) {
+  const char* p = static_cast<const char*>(a.data());
+  if (a.size() == 0) return {p, p};
+  const char* lo = p;
+  const char* hi = p + a.itemsize();
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    const py::ssize_t extent = (a.shape(i) - 1) * a.strides(i);
+    if (extent < 0) {
+      lo += extent;
+    } else {
+      hi += extent;
+    }
+  }
+  return {lo, hi};
+}
+}  // namespace
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const ByteRange ra = byte_range(a), rb = byte_range(b);
+  if (ra.lo == ra.hi || rb.lo == rb.hi) return false;
+  return ra.lo < rb.hi && rb.lo < ra.hi;
+}
+
+bool same_memory(const py::array& a, const py::array& b) {
+  if (a.data() != b.data() || a.ndim() != b.ndim() || a.itemsize() != b.itemsize()) return false;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (a.shape(i) != b.shape(i) || a.strides(i) != b.strides(i)) return false;
+  }
+  return true;
+}
+
+py::array prepare_out(py::object out, const py::dtype& dtype, const Shape& shape, const char* fn,
+                      std::initializer_list<py::array> inputs,
+                      std::initializer_list<py::array> inplace_ok) {
+  if (out.is_none()) return new_array(dtype, shape, fn);
+  if (!py::isinstance<py::array>(out)) {
+    throw py::type_error(std::string(fn) + ": out must be a numpy.ndarray or None, got " +
+                         py::str(py::type::handle_of(out).attr("__name__")).cast<std::string>());
+  }
+  py::array o = py::reinterpret_borrow<py::array>(out);
+  if (!native_num(o.dtype(), dtype.num())) {
+    throw py::type_error(std::string(fn) + ": out must have dtype " +
+                         py::str(dtype).cast<std::string>() + ", got " + dtype_str(o));
+  }
+  if (shape_of(o) != shape) {
+    throw py::value_error(std::string(fn) + ": out must have shape " + shape_str(shape) +
+                          ", got " + shape_str(o));
+  }
+  if (!(o.flags() & py::array::c_style)) {
+    throw py::value_error(std::string(fn) + ": out must be C-contiguous");
+  }
+  if (!o.writeable()) {
+    throw py::value_error(std::string(fn) + ": out must be writeable, got a read-only array");
+  }
+  for (const py::array& in : inputs) {
+    if (!overlaps(o, in)) continue;
+    bool allowed = false;
+    for (const py::array& ok : inplace_ok) {
+      if (ok.is(in) && same_memory(o, in)) allowed = true;
+    }
+    if (!allowed) {
+      throw py::value_error(std::string(fn) +
+                            ": out must not overlap an input (only exact in-place use is "
+                            "supported where documented)");
+    }
+  }
+  return o;
+}
+
+}  // namespace bind
+}  // namespace nnfast

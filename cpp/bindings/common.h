@@ -1,0 +1,85 @@
+// Argument checks and conversions shared by every binding.
+//
+// Bindings check everything before touching data and raise errors that name the function, the
+// argument, what was expected and what came, e.g.
+//   conv2d: w must have 4 dims (out_channels, in_channels, kh, kw), got shape (3, 3)
+// Inputs must already be C-contiguous float32/float64 arrays (python/nnfast/_convert.py makes the
+// documented conversions); outputs are allocated here or are the caller's checked out=.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace nnfast {
+namespace bind {
+
+namespace py = pybind11;
+
+using Shape = std::vector<int64_t>;
+
+// "(2, 3)" for a shape.
+std::string shape_str(const Shape& shape);
+std::string shape_str(const py::array& a);
+Shape shape_of(const py::array& a);
+
+// Name of an array's dtype, e.g. "float32".
+std::string dtype_str(const py::array& a);
+
+// Whether the array's dtype is float32 / float64.
+bool is_f32(const py::array& a);
+bool is_f64(const py::array& a);
+
+// Returns obj as an array after checking it is a C-contiguous float32/float64 ndarray.
+// Raises TypeError (not an array, or another dtype) or ValueError (not C-contiguous).
+py::array require_float_array(py::handle obj, const char* fn, const char* arg);
+
+// Checks that b has a's dtype (ValueError naming both).
+void require_same_dtype(const py::array& a, const char* a_name, const py::array& b,
+                        const char* b_name, const char* fn);
+
+// Checks a.ndim() == ndim; `dims` describes the axes, e.g. "(N, C, H, W)".
+void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg, const char* dims);
+
+// Product of sizes, raising ValueError if it overflows int64 or exceeds what can be addressed.
+int64_t checked_product(const Shape& shape, const char* fn, const char* what);
+
+// A new C-contiguous array of the given dtype and shape (overflow-checked; MemoryError if it
+// cannot be allocated).
+py::array new_array(const py::dtype& dtype, const Shape& shape, const char* fn);
+
+// Whether the byte ranges of two arrays intersect.
+bool overlaps(const py::array& a, const py::array& b);
+// Whether two arrays view exactly the same bytes with the same layout (in-place use).
+bool same_memory(const py::array& a, const py::array& b);
+
+// The output array: a new one when out is None, else out after checking its dtype, shape,
+// C-contiguity, writeability and that it does not overlap any input. An out identical to an
+// input in `inplace_ok` is accepted (element-wise ops may write in place).
+py::array prepare_out(py::object out, const py::dtype& dtype, const Shape& shape, const char* fn,
+                      std::initializer_list<py::array> inputs,
+                      std::initializer_list<py::array> inplace_ok = {});
+
+// Calls f(float{}) or f(double{}) for the dtype of a (already checked to be one of them).
+template <typename F>
+auto dispatch_float(const py::array& a, F&& f) {
+  if (is_f32(a)) return f(float{});
+  return f(double{});
+}
+
+// Typed data pointers.
+template <typename T>
+const T* cdata(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+template <typename T>
+T* mdata(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+
+}  // namespace bind
+}  // namespace nnfast

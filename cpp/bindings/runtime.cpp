@@ -1,0 +1,61 @@
+// Runtime controls and build information.
+#include <stdexcept>
+#include <string>
+
+#include "bindings/common.h"
+#include "bindings/families.h"
+#include "runtime/cpu.h"
+#include "runtime/threadpool.h"
+
+namespace nnfast {
+namespace bind {
+
+void register_runtime(py::module_& m) {
+  m.def(
+      "set_num_threads",
+      [](py::object n) {
+        if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n)) {
+          throw py::type_error("set_num_threads: n must be an int, got " +
+                               py::str(py::type::handle_of(n).attr("__name__")).cast<std::string>());
+        }
+        const long long v = n.cast<long long>();
+        if (v < 1 || v > 4096) {
+          throw py::value_error("set_num_threads: n must be between 1 and 4096, got " +
+                                std::to_string(v));
+        }
+        py::gil_scoped_release release;
+        runtime::set_num_threads(static_cast<int>(v));
+      },
+      py::arg("n"), "Sets the number of threads kernels use (the calling thread included).");
+  m.def("get_num_threads", &runtime::num_threads, "Number of threads kernels use.");
+  m.def(
+      "_set_isa",
+      [](const std::string& name) {
+        try {
+          runtime::select_isa(name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        } catch (const std::runtime_error& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("name"),
+      "Switches the SIMD path ('' picks the best). For tests; NNFAST_ISA is the public control.");
+  m.def("_isa", [] { return std::string(runtime::isa_name(runtime::active_isa())); });
+  m.def("_isa_available", [] {
+    py::list out;
+    for (runtime::Isa isa : runtime::available_isas()) out.append(runtime::isa_name(isa));
+    return out;
+  });
+  m.attr("__version__") = NNFAST_VERSION;
+  m.attr("_compiler") = NNFAST_COMPILER;
+  m.attr("_build_type") = NNFAST_BUILD_TYPE;
+#if defined(NNFAST_X86)
+  m.attr("_isa_compiled") = py::make_tuple("baseline", "avx2", "avx512");
+#else
+  m.attr("_isa_compiled") = py::make_tuple("baseline");
+#endif
+}
+
+}  // namespace bind
+}  // namespace nnfast

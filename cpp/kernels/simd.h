@@ -1,0 +1,330 @@
+// A thin SIMD layer over one ISA's registers, used by kernel sources compiled per ISA.
+//
+// Simd<T> has the register type Reg, its lane count `width`, and static operations. Which
+// registers it wraps follows the compiler flags of the translation unit: AVX-512, AVX2+FMA, SSE4
+// (x86-64-v2) or, elsewhere, one scalar lane (the executable specification of every kernel).
+// Everything here lives in the ISA's own namespace so no inline function compiled for one ISA can
+// be linked into code that runs on another.
+//
+// min/max follow x86 semantics on every path: max(a, b) returns b when either is NaN, so
+// max(zero, x) propagates a NaN in x.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE2__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+#ifndef NNFAST_ISA_NS
+#error "simd.h is for kernel sources compiled per ISA (NNFAST_ISA_NS undefined)"
+#endif
+
+#if defined(__AVX512F__)
+#define NNFAST_SIMD_AVX512 1
+#elif defined(__AVX2__) && (defined(__FMA__) || defined(_MSC_VER))
+#define NNFAST_SIMD_AVX2 1
+#elif defined(__SSE2__) || defined(_M_X64)
+#define NNFAST_SIMD_SSE 1
+#else
+#define NNFAST_SIMD_SCALAR 1
+#endif
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+
+template <typename T>
+struct Simd;
+
+// Loads n < width elements, zero-filling the rest, via a stack buffer (paths without masked
+// memory operations).
+template <typename S, typename T>
+inline typename S::Reg load_partial_buffered(const T* p, int64_t n) {
+  alignas(64) T buf[S::width] = {};
+  std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(T));
+  return S::loadu(buf);
+}
+
+template <typename S, typename T>
+inline void store_partial_buffered(T* p, typename S::Reg v, int64_t n) {
+  alignas(64) T buf[S::width];
+  S::storeu(buf, v);
+  std::memcpy(p, buf, static_cast<size_t>(n) * sizeof(T));
+}
+
+#if defined(NNFAST_SIMD_AVX512)
+template <>
+struct Simd<float> {
+  using Reg = __m512;
+  using Mask = __mmask16;
+  static constexpr int width = 16;
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg set1(float x) { return _mm512_set1_ps(x); }
+  static Reg loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void storeu(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+  static Mask first(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
+  static Reg load_partial(const float* p, int64_t n) { return _mm512_maskz_loadu_ps(first(n), p); }
+  static void store_partial(float* p, Reg v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm512_div_ps(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm512_fnmadd_ps(a, b, c); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm512_min_ps(a, b); }
+  static Reg sqrt(Reg a) { return _mm512_sqrt_ps(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static Mask cmp_lt(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static Mask is_nan(Reg a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static Reg select(Mask m, Reg a, Reg b) { return _mm512_mask_blend_ps(m, b, a); }
+  // NOTE: not _mm512_reduce_*: gcc 12's versions trip -Wmaybe-uninitialized.
+  static float reduce_add(Reg a) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float reduce_max(Reg a) {
+    const __m256 h = _mm256_max_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+template <>
+struct Simd<double> {
+  using Reg = __m512d;
+  using Mask = __mmask8;
+  static constexpr int width = 8;
+  static Reg zero() { return _mm512_setzero_pd(); }
+  static Reg set1(double x) { return _mm512_set1_pd(x); }
+  static Reg loadu(const double* p) { return _mm512_loadu_pd(p); }
+  static void storeu(double* p, Reg v) { _mm512_storeu_pd(p, v); }
+  static Mask first(int64_t n) { return static_cast<Mask>((1u << n) - 1u); }
+  static Reg load_partial(const double* p, int64_t n) { return _mm512_maskz_loadu_pd(first(n), p); }
+  static void store_partial(double* p, Reg v, int64_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm512_sub_pd(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm512_mul_pd(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm512_div_pd(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm512_fnmadd_pd(a, b, c); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_pd(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm512_min_pd(a, b); }
+  static Reg sqrt(Reg a) { return _mm512_sqrt_pd(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  static Mask cmp_lt(Reg a, Reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
+  static Mask is_nan(Reg a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
+  static Reg select(Mask m, Reg a, Reg b) { return _mm512_mask_blend_pd(m, b, a); }
+  static double reduce_add(Reg a) {
+    const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+    const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static double reduce_max(Reg a) {
+    const __m256d h = _mm256_max_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+    const __m128d s = _mm_max_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+
+#elif defined(NNFAST_SIMD_AVX2)
+template <>
+struct Simd<float> {
+  using Reg = __m256;
+  using Mask = __m256;
+  static constexpr int width = 8;
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg set1(float x) { return _mm256_set1_ps(x); }
+  static Reg loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+  static Reg load_partial(const float* p, int64_t n) {
+    return load_partial_buffered<Simd<float>>(p, n);
+  }
+  static void store_partial(float* p, Reg v, int64_t n) {
+    store_partial_buffered<Simd<float>>(p, v, n);
+  }
+  static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm256_sub_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm256_mul_ps(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm256_div_ps(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm256_fnmadd_ps(a, b, c); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm256_min_ps(a, b); }
+  static Reg sqrt(Reg a) { return _mm256_sqrt_ps(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static Mask cmp_lt(Reg a, Reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static Mask is_nan(Reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static Reg select(Mask m, Reg a, Reg b) { return _mm256_blendv_ps(b, a, m); }
+  static float reduce_add(Reg a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float reduce_max(Reg a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+template <>
+struct Simd<double> {
+  using Reg = __m256d;
+  using Mask = __m256d;
+  static constexpr int width = 4;
+  static Reg zero() { return _mm256_setzero_pd(); }
+  static Reg set1(double x) { return _mm256_set1_pd(x); }
+  static Reg loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static void storeu(double* p, Reg v) { _mm256_storeu_pd(p, v); }
+  static Reg load_partial(const double* p, int64_t n) {
+    return load_partial_buffered<Simd<double>>(p, n);
+  }
+  static void store_partial(double* p, Reg v, int64_t n) {
+    store_partial_buffered<Simd<double>>(p, v, n);
+  }
+  static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm256_sub_pd(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm256_mul_pd(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm256_div_pd(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm256_fnmadd_pd(a, b, c); }
+  static Reg max(Reg a, Reg b) { return _mm256_max_pd(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm256_min_pd(a, b); }
+  static Reg sqrt(Reg a) { return _mm256_sqrt_pd(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  static Mask cmp_lt(Reg a, Reg b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
+  static Mask is_nan(Reg a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static Reg select(Mask m, Reg a, Reg b) { return _mm256_blendv_pd(b, a, m); }
+  static double reduce_add(Reg a) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static double reduce_max(Reg a) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+};
+
+#elif defined(NNFAST_SIMD_SSE)
+// NOTE: select uses and/andnot/or rather than SSE4.1 blendv so MSVC's default x64 target builds it.
+template <>
+struct Simd<float> {
+  using Reg = __m128;
+  using Mask = __m128;
+  static constexpr int width = 4;
+  static Reg zero() { return _mm_setzero_ps(); }
+  static Reg set1(float x) { return _mm_set1_ps(x); }
+  static Reg loadu(const float* p) { return _mm_loadu_ps(p); }
+  static void storeu(float* p, Reg v) { _mm_storeu_ps(p, v); }
+  static Reg load_partial(const float* p, int64_t n) {
+    return load_partial_buffered<Simd<float>>(p, n);
+  }
+  static void store_partial(float* p, Reg v, int64_t n) {
+    store_partial_buffered<Simd<float>>(p, v, n);
+  }
+  static Reg add(Reg a, Reg b) { return _mm_add_ps(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm_sub_ps(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm_mul_ps(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm_div_ps(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm_add_ps(_mm_mul_ps(a, b), c); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm_sub_ps(c, _mm_mul_ps(a, b)); }
+  static Reg max(Reg a, Reg b) { return _mm_max_ps(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm_min_ps(a, b); }
+  static Reg sqrt(Reg a) { return _mm_sqrt_ps(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return _mm_cmpgt_ps(a, b); }
+  static Mask cmp_lt(Reg a, Reg b) { return _mm_cmplt_ps(a, b); }
+  static Mask is_nan(Reg a) { return _mm_cmpunord_ps(a, a); }
+  static Reg select(Mask m, Reg a, Reg b) {
+    return _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b));
+  }
+  static float reduce_add(Reg a) {
+    __m128 s = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+  static float reduce_max(Reg a) {
+    __m128 s = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+template <>
+struct Simd<double> {
+  using Reg = __m128d;
+  using Mask = __m128d;
+  static constexpr int width = 2;
+  static Reg zero() { return _mm_setzero_pd(); }
+  static Reg set1(double x) { return _mm_set1_pd(x); }
+  static Reg loadu(const double* p) { return _mm_loadu_pd(p); }
+  static void storeu(double* p, Reg v) { _mm_storeu_pd(p, v); }
+  static Reg load_partial(const double* p, int64_t n) {
+    return load_partial_buffered<Simd<double>>(p, n);
+  }
+  static void store_partial(double* p, Reg v, int64_t n) {
+    store_partial_buffered<Simd<double>>(p, v, n);
+  }
+  static Reg add(Reg a, Reg b) { return _mm_add_pd(a, b); }
+  static Reg sub(Reg a, Reg b) { return _mm_sub_pd(a, b); }
+  static Reg mul(Reg a, Reg b) { return _mm_mul_pd(a, b); }
+  static Reg div(Reg a, Reg b) { return _mm_div_pd(a, b); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm_add_pd(_mm_mul_pd(a, b), c); }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return _mm_sub_pd(c, _mm_mul_pd(a, b)); }
+  static Reg max(Reg a, Reg b) { return _mm_max_pd(a, b); }
+  static Reg min(Reg a, Reg b) { return _mm_min_pd(a, b); }
+  static Reg sqrt(Reg a) { return _mm_sqrt_pd(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return _mm_cmpgt_pd(a, b); }
+  static Mask cmp_lt(Reg a, Reg b) { return _mm_cmplt_pd(a, b); }
+  static Mask is_nan(Reg a) { return _mm_cmpunord_pd(a, a); }
+  static Reg select(Mask m, Reg a, Reg b) {
+    return _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b));
+  }
+  static double reduce_add(Reg a) { return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a))); }
+  static double reduce_max(Reg a) { return _mm_cvtsd_f64(_mm_max_sd(a, _mm_unpackhi_pd(a, a))); }
+};
+
+#else
+// One scalar lane: the executable specification each SIMD path must match.
+template <typename T>
+struct Simd {
+  using Reg = T;
+  using Mask = bool;
+  static constexpr int width = 1;
+  static Reg zero() { return T(0); }
+  static Reg set1(T x) { return x; }
+  static Reg loadu(const T* p) { return *p; }
+  static void storeu(T* p, Reg v) { *p = v; }
+  static Reg load_partial(const T* p, int64_t n) { return n > 0 ? *p : T(0); }
+  static void store_partial(T* p, Reg v, int64_t n) {
+    if (n > 0) *p = v;
+  }
+  static Reg add(Reg a, Reg b) { return a + b; }
+  static Reg sub(Reg a, Reg b) { return a - b; }
+  static Reg mul(Reg a, Reg b) { return a * b; }
+  static Reg div(Reg a, Reg b) { return a / b; }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return a * b + c; }
+  static Reg fnmadd(Reg a, Reg b, Reg c) { return c - a * b; }
+  static Reg max(Reg a, Reg b) { return a > b ? a : b; }
+  static Reg min(Reg a, Reg b) { return a < b ? a : b; }
+  static Reg sqrt(Reg a) { return std::sqrt(a); }
+  static Mask cmp_gt(Reg a, Reg b) { return a > b; }
+  static Mask cmp_lt(Reg a, Reg b) { return a < b; }
+  static Mask is_nan(Reg a) { return a != a; }
+  static Reg select(Mask m, Reg a, Reg b) { return m ? a : b; }
+  static T reduce_add(Reg a) { return a; }
+  static T reduce_max(Reg a) { return a; }
+};
+#endif
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast

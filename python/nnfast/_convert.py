@@ -1,0 +1,82 @@
+"""The conversion policy for inputs, in one place (DESIGN §1).
+
+Kernels take C-contiguous float32/float64 arrays without copying. Everything else is converted
+here, with at most one explicit copy:
+
+* float32 / float64 ndarrays that are C-contiguous pass through untouched (zero copy);
+* non-contiguous views, Fortran-order arrays, broadcast (zero-stride) views and non-native byte
+  order → one ``np.ascontiguousarray`` copy of the same dtype;
+* integer and boolean arrays, Python lists, tuples and scalars → float64 (NumPy's promotion);
+  float16 → float32;
+* several inputs of one call with mixed float dtypes → the promoted dtype (float64 if any is);
+* complex, object, string, datetime and extended-precision arrays → ``TypeError`` naming the
+  function and the argument.
+
+``out=`` arrays are never converted: the bindings check them exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["as_float_array", "as_float_arrays"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
+def _target_dtype(dt: np.dtype, fn: str, arg: str) -> np.dtype:
+    kind = dt.kind
+    if kind == "f":
+        if dt.itemsize == 4:
+            return _F32
+        if dt.itemsize == 8:
+            return _F64
+        if dt.itemsize == 2:
+            return _F32
+        raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt.name}")
+    if kind in "biu":
+        return _F64
+    raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt.name}")
+
+
+def as_float_array(x: Any, fn: str, arg: str, dtype: np.dtype | None = None) -> np.ndarray:
+    """Returns ``x`` as a C-contiguous float32/float64 ndarray, copying only when needed.
+
+    Parameters
+    ----------
+    x : array_like
+        The input.
+    fn, arg : str
+        Function and argument names, for error messages.
+    dtype : numpy.dtype, optional
+        Force this float dtype (used after promoting several inputs together).
+    """
+    if (
+        type(x) is np.ndarray
+        and (x.dtype is _F32 or x.dtype is _F64 or x.dtype == _F32 or x.dtype == _F64)
+        and x.flags.c_contiguous
+        and x.dtype.isnative
+        and (dtype is None or x.dtype == dtype)
+    ):
+        return x
+    if not isinstance(x, np.ndarray):
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"{fn}: {arg} must be an array of numbers, got {type(x).__name__}")
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{fn}: {arg} could not be converted to an array: {exc}") from None
+    target = dtype if dtype is not None else _target_dtype(x.dtype, fn, arg)
+    if dtype is not None:
+        _target_dtype(x.dtype, fn, arg)  # still reject complex/object/str inputs
+    return np.asarray(x, dtype=target, order="C")
+
+
+def as_float_arrays(fn: str, **named: Any) -> list[np.ndarray]:
+    """Converts several inputs of one call to one promoted float dtype, in argument order."""
+    converted = {name: as_float_array(v, fn, name) for name, v in named.items()}
+    dt = _F64 if any(a.dtype == _F64 for a in converted.values()) else _F32
+    return [a if a.dtype == dt else a.astype(dt) for a in converted.values()]

@@ -1,0 +1,216 @@
+"""The benchmark harness behind ``nnfast bench`` and ``benchmarks/run.py``.
+
+Table-driven: each :class:`Row` names a workload, builds its inputs once, and gives the nnfast
+call, the best pure-NumPy call (from :mod:`nnfast.reference` or plain NumPy) and, when PyTorch is
+installed, the PyTorch call. The implementations of a row are timed interleaved in one process
+(round-robin, one sample each per round) and the median sample is reported, so drift on a noisy
+shared machine hits them alike. Element-wise rows also time a plain copy of the same bytes
+(``np.copyto``) as the machine's practical limit; GEMM-like rows report GFLOP/s.
+
+Families add rows by appending to :data:`ROWS` in the ``_rows_*`` functions below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _runtime
+from . import functional as F
+
+__all__ = ["ROWS", "Row", "main", "run_rows"]
+
+Impl = Callable[[], Any]
+
+
+@dataclass
+class Row:
+    """One benchmark workload.
+
+    ``setup(torch)`` returns a dict of implementations: ``"nnfast"``, ``"numpy"`` and optionally
+    ``"torch"`` (only when the torch module is passed) and ``"copy"`` (the same bytes copied).
+    ``flops`` or ``bytes`` (moved) turn the nnfast time into GFLOP/s or GB/s.
+    """
+
+    name: str
+    family: str
+    setup: Callable[[Any], dict[str, Impl]]
+    flops: float = 0.0
+    bytes: float = 0.0
+    quick: bool = True
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+ROWS: list[Row] = []
+
+
+def _rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def _rows_activations() -> None:
+    n = 1 << 20
+
+    def relu_setup(torch: Any) -> dict[str, Impl]:
+        z = _rng().standard_normal(n, dtype=np.float32)
+        dst = np.empty_like(z)
+        impls: dict[str, Impl] = {
+            "nnfast": lambda: F.relu(z),
+            "numpy": lambda: np.maximum(z, 0),
+            "copy": lambda: np.copyto(dst, z),
+        }
+        if torch is not None:
+            tz = torch.from_numpy(z)
+            impls["torch"] = lambda: torch.relu(tz)
+        return impls
+
+    ROWS.append(Row("relu 1M f32", "activations", relu_setup, bytes=8.0 * n))
+
+
+_rows_activations()
+
+
+def _time_once(fn: Impl, inner: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t0) / inner
+
+
+def _calibrate(fn: Impl, target_s: float) -> int:
+    fn()  # warm up (page faults, thread start, caches)
+    t = _time_once(fn, 1)
+    return max(1, min(10_000, int(target_s / max(t, 1e-7))))
+
+
+def run_rows(
+    rows: list[Row], repeats: int = 15, sample_s: float = 0.02, torch: Any = None
+) -> list[dict[str, Any]]:
+    """Times every row; returns one dict per row with median seconds per implementation."""
+    results = []
+    for row in rows:
+        impls = row.setup(torch)
+        inner = {k: _calibrate(f, sample_s) for k, f in impls.items()}
+        samples: dict[str, list[float]] = {k: [] for k in impls}
+        for _ in range(repeats):
+            for k, f in impls.items():
+                samples[k].append(_time_once(f, inner[k]))
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        res: dict[str, Any] = {"name": row.name, "family": row.family, "seconds": med}
+        t = med["nnfast"]
+        if "numpy" in med:
+            res["speedup_vs_numpy"] = med["numpy"] / t
+        if "torch" in med:
+            res["speedup_vs_torch"] = med["torch"] / t
+        if "copy" in med:
+            res["time_vs_copy"] = t / med["copy"]
+        if row.flops:
+            res["gflops"] = row.flops / t / 1e9
+        if row.bytes:
+            res["gbytes_per_s"] = row.bytes / t / 1e9
+        if row.notes:
+            res["notes"] = row.notes
+        results.append(res)
+    return results
+
+
+def _fmt_ms(s: float | None) -> str:
+    return "-" if s is None else f"{s * 1e3:.3f}"
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """A Markdown table of the results."""
+    lines = [
+        "| workload | nnfast ms | NumPy ms | torch ms | vs NumPy | vs torch | rate | vs copy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r["seconds"]
+        rate = ""
+        if "gflops" in r:
+            rate = f"{r['gflops']:.1f} GFLOP/s"
+        elif "gbytes_per_s" in r:
+            rate = f"{r['gbytes_per_s']:.1f} GB/s"
+        vs_np = f"{r['speedup_vs_numpy']:.2f}x" if "speedup_vs_numpy" in r else "-"
+        vs_t = f"{r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else "-"
+        vs_c = f"{r['time_vs_copy']:.2f}" if "time_vs_copy" in r else "-"
+        lines.append(
+            f"| {r['name']} | {_fmt_ms(s['nnfast'])} | {_fmt_ms(s.get('numpy'))} | "
+            f"{_fmt_ms(s.get('torch'))} | {vs_np} | {vs_t} | {rate} | {vs_c} |"
+        )
+    return "\n".join(lines)
+
+
+def machine_info(torch: Any) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info = dict(_runtime.config())
+    info["cpu"] = _cpu_model()
+    info["platform"] = platform.platform()
+    info["torch"] = None if torch is None else torch.__version__
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _import_torch(disabled: bool) -> Any:
+    if disabled:
+        return None
+    try:
+        import torch  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nnfast bench``."""
+    p = argparse.ArgumentParser(prog="nnfast bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats, quick rows only")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--filter", metavar="TEXT", help="only rows whose name contains TEXT")
+    p.add_argument("--repeats", type=int, default=None, help="samples per implementation")
+    p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    args = p.parse_args(argv)
+    torch = _import_torch(args.no_torch)
+    rows = [r for r in ROWS if (r.quick or not args.quick)]
+    if args.filter:
+        rows = [r for r in rows if args.filter in r.name]
+    repeats = args.repeats or (5 if args.quick else 15)
+    if repeats < 1:
+        p.error("--repeats must be >= 1")
+    info = machine_info(torch)
+    print(
+        f"nnfast {info['version']} | isa {info['isa']} | threads {info['num_threads']} | "
+        f"{info['cpu']} | numpy {info['numpy']} | torch {info['torch'] or 'not installed'}"
+    )
+    results = run_rows(rows, repeats=repeats, sample_s=0.01 if args.quick else 0.02, torch=torch)
+    print(f"median of {repeats} interleaved samples per implementation")
+    print(format_table(results))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"machine": info, "repeats": repeats, "results": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Pure-NumPy reference implementations of every nnfast op (float64 by default).
+
+These are the vectorised equivalents of the tutorial's loops: the "best pure NumPy" that tests
+compare against and benchmarks time nnfast against. They favour clarity and numerical safety over
+speed, but contain no Python loops over array elements (only over kernel offsets).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "adam_step",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "conv2d",
+    "conv2d_backward",
+    "conv_padding",
+    "dense",
+    "dense_backward",
+    "flatten",
+    "matmul",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "mse_loss",
+    "mse_loss_grad",
+    "relu",
+    "relu_derivative",
+    "sgd_step",
+    "sigmoid",
+    "sigmoid_derivative",
+    "softmax",
+    "softmax_cross_entropy",
+    "tanh",
+    "tanh_derivative",
+]
+
+# ----------------------------------------------------------------------------- activations
+
+
+def sigmoid(z: Any) -> np.ndarray:
+    """1 / (1 + exp(-z)), without overflow for large |z|."""
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def tanh(z: Any) -> np.ndarray:
+    """Hyperbolic tangent."""
+    return np.tanh(z)
+
+
+def relu(z: Any) -> np.ndarray:
+    """max(0, z); NaN propagates."""
+    return np.maximum(z, 0)
+
+
+def softmax(z: Any, axis: int = -1) -> np.ndarray:
+    """exp(z) / sum(exp(z)) along ``axis``, shifted by the max for stability."""
+    z = np.asarray(z)
+    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def sigmoid_derivative(z: Any) -> np.ndarray:
+    """s(z) * (1 - s(z))."""
+    s = sigmoid(z)
+    return s * (1 - s)
+
+
+def tanh_derivative(z: Any) -> np.ndarray:
+    """1 - tanh(z)**2."""
+    return 1 - np.tanh(z) ** 2
+
+
+def relu_derivative(z: Any) -> np.ndarray:
+    """1 where z > 0, else 0 (the tutorial's convention at 0); NaN gives 0."""
+    z = np.asarray(z)
+    return (z > 0).astype(z.dtype if z.dtype.kind == "f" else np.float64)
+
+
+_ACTIVATIONS = {
+    "linear": lambda z: z,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "softmax": lambda z: softmax(z, axis=-1),
+}
+
+# ----------------------------------------------------------------------------- dense
+
+
+def matmul(a: Any, b: Any) -> np.ndarray:
+    """a @ b for 2-D arrays."""
+    return np.matmul(a, b)
+
+
+def dense(x: Any, w: Any, b: Any = None, activation: str = "linear") -> np.ndarray:
+    """act(x @ w + b); x (N, in), w (in, out), b (out,) or None."""
+    z = np.matmul(x, w)
+    if b is not None:
+        z = z + b
+    return _ACTIVATIONS[activation](z)
+
+
+def _activation_grad(a: np.ndarray, grad_a: np.ndarray, activation: str) -> np.ndarray:
+    """dL/dz from the layer output a and dL/da."""
+    if activation == "linear":
+        return grad_a
+    if activation == "relu":
+        return grad_a * (a > 0)
+    if activation == "sigmoid":
+        return grad_a * a * (1 - a)
+    if activation == "tanh":
+        return grad_a * (1 - a * a)
+    if activation == "softmax":
+        return a * (grad_a - np.sum(grad_a * a, axis=-1, keepdims=True))
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def dense_backward(
+    x: Any, w: Any, a: Any, grad_a: Any, activation: str = "linear"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grad_x, grad_w, grad_b) of a = act(x @ w + b) given dL/da."""
+    dz = _activation_grad(np.asarray(a), np.asarray(grad_a), activation)
+    return dz @ np.asarray(w).T, np.asarray(x).T @ dz, dz.sum(axis=0)
+
+
+# ----------------------------------------------------------------------------- convolution
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def conv_padding(padding: Any, kh: int, kw: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) for an int, a pair, "valid" or "same" (stride 1).
+
+    "same" puts the extra row/column of an even kernel at the bottom/right, as PyTorch does.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+        raise ValueError(f"unknown padding {padding!r}")
+    ph, pw = _pair(padding)
+    return (ph, ph), (pw, pw)
+
+
+def _conv_windows(x: np.ndarray, kh: int, kw: int, stride: Any, padding: Any) -> np.ndarray:
+    (pt, pb), (pl, pr) = conv_padding(padding, kh, kw)
+    sh, sw = _pair(stride)
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    win = sliding_window_view(xp, (kh, kw), axis=(2, 3))  # (N, C, H', W', kh, kw)
+    return win[:, :, ::sh, ::sw]
+
+
+def conv2d(x: Any, w: Any, b: Any = None, stride: Any = 1, padding: Any = 0) -> np.ndarray:
+    """Cross-correlation: NCHW x with OIHW w → (N, O, Ho, Wo), or (H, W) ⊛ (kh, kw) → (Ho, Wo)."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.ndim == 2:
+        return conv2d(x[None, None], w[None, None], None, stride, padding)[0, 0]
+    kh, kw = w.shape[2:]
+    y = np.einsum("nchwij,ocij->nohw", _conv_windows(x, kh, kw, stride, padding), w, optimize=True)
+    if b is not None:
+        y = y + np.asarray(b)[None, :, None, None]
+    return y
+
+
+def conv2d_backward(
+    x: Any, w: Any, grad_y: Any, stride: Any = 1, padding: Any = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grad_x, grad_w, grad_b) of conv2d given dL/dy (NCHW form)."""
+    x = np.asarray(x)
+    w = np.asarray(w)
+    gy = np.asarray(grad_y)
+    kh, kw = w.shape[2:]
+    sh, sw = _pair(stride)
+    (pt, pb), (pl, pr) = conv_padding(padding, kh, kw)
+    win = _conv_windows(x, kh, kw, stride, padding)
+    grad_w = np.einsum("nchwij,nohw->ocij", win, gy, optimize=True)
+    grad_b = gy.sum(axis=(0, 2, 3))
+    n, c, h, wd = x.shape
+    ho, wo = gy.shape[2:]
+    gxp = np.zeros((n, c, h + pt + pb, wd + pl + pr), dtype=np.result_type(gy, w))
+    for i in range(kh):
+        for j in range(kw):
+            gxp[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += np.einsum(
+                "nohw,oc->nchw", gy, w[:, :, i, j], optimize=True
+            )
+    return gxp[:, :, pt : pt + h, pl : pl + wd], grad_w, grad_b
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+def max_pool2d(
+    x: Any, pool_size: Any = 2, stride: Any = None, return_indices: bool = False
+) -> Any:
+    """Max over pool windows (floor mode, no padding), NCHW or (H, W).
+
+    Indices are flat positions within each (H, W) plane, int64, as PyTorch returns them; a window
+    holding NaN gives NaN and the index of its last NaN (PyTorch's CPU rule), ties the first max.
+    """
+    x = np.asarray(x)
+    if x.ndim == 2:
+        res = max_pool2d(x[None, None], pool_size, stride, return_indices)
+        return (res[0][0, 0], res[1][0, 0]) if return_indices else res[0, 0]
+    ph, pw = _pair(pool_size)
+    sh, sw = _pair(pool_size if stride is None else stride)
+    n, c, h, w = x.shape
+    win = sliding_window_view(x, (ph, pw), axis=(2, 3))[:, :, ::sh, ::sw]
+    ho, wo = win.shape[2:4]
+    flat = win.reshape(n, c, ho, wo, ph * pw)
+    nan = np.isnan(flat)
+    pos = np.where(
+        nan.any(axis=-1), ph * pw - 1 - np.argmax(nan[..., ::-1], axis=-1), np.argmax(flat, axis=-1)
+    )
+    y = np.take_along_axis(flat, pos[..., None], axis=-1)[..., 0]
+    if not return_indices:
+        return y
+    di, dj = np.divmod(pos, pw)
+    rows = np.arange(ho)[:, None] * sh + di
+    cols = np.arange(wo)[None, :] * sw + dj
+    return y, (rows * w + cols).astype(np.int64)
+
+
+def max_pool2d_backward(grad_y: Any, indices: Any, input_shape: Any) -> np.ndarray:
+    """Scatter-adds grad_y into a zero array of input_shape at the pooling indices."""
+    gy = np.asarray(grad_y)
+    idx = np.asarray(indices)
+    shape = tuple(input_shape)
+    planes = int(np.prod(shape[:-2], dtype=np.int64))
+    hw = shape[-2] * shape[-1]
+    gx = np.zeros((planes, hw), dtype=gy.dtype)
+    rows = np.repeat(np.arange(planes), idx.shape[-2] * idx.shape[-1])
+    np.add.at(gx, (rows, idx.reshape(-1)), gy.reshape(-1))
+    return gx.reshape(shape)
+
+
+def flatten(x: Any, start_axis: int = 0) -> np.ndarray:
+    """A view with the axes from start_axis on merged into one."""
+    x = np.asarray(x)
+    return x.reshape(x.shape[:start_axis] + (-1,))
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def mse_loss(pred: Any, target: Any) -> float:
+    """mean((pred - target)**2) over every element."""
+    return float(np.mean((np.asarray(pred) - np.asarray(target)) ** 2))
+
+
+def mse_loss_grad(pred: Any, target: Any) -> np.ndarray:
+    """2 (pred - target) / pred.size."""
+    pred = np.asarray(pred)
+    return 2.0 * (pred - np.asarray(target)) / pred.size
+
+
+def binary_cross_entropy(prob: Any, target: Any) -> float:
+    """-mean(t log p + (1 - t) log(1 - p)), each log clamped at -100 as PyTorch does."""
+    p = np.asarray(prob)
+    t = np.asarray(target)
+    with np.errstate(divide="ignore"):
+        logp = np.maximum(np.log(p), -100.0)
+        log1mp = np.maximum(np.log1p(-p), -100.0)
+    return float(-np.mean(t * logp + (1 - t) * log1mp))
+
+
+def binary_cross_entropy_grad(prob: Any, target: Any) -> np.ndarray:
+    """(p - t) / max(p (1 - p), 1e-12) / p.size, PyTorch's gradient."""
+    p = np.asarray(prob)
+    t = np.asarray(target)
+    return (p - t) / np.maximum(p * (1 - p), 1e-12) / p.size
+
+
+def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
+    """Mean over rows of -log softmax(logits)[label], and its gradient (softmax - onehot) / N.
+
+    labels: integer class indices (N,) or one-hot / probability rows (N, K).
+    """
+    z = np.asarray(logits)
+    y = np.asarray(labels)
+    n, k = z.shape
+    if y.ndim == 1:
+        onehot = np.zeros((n, k), dtype=z.dtype)
+        onehot[np.arange(n), y] = 1
+    else:
+        onehot = y.astype(z.dtype)
+    shifted = z - np.max(z, axis=1, keepdims=True)
+    logsum = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    logp = shifted - logsum
+    loss = float(-np.sum(onehot * logp) / n) if n else 0.0
+    grad = (np.exp(logp) - onehot) / max(n, 1)
+    return loss, grad
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def sgd_step(
+    param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: float, momentum: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's SGD: v = momentum v + g; p = p - lr v. Returns new (param, velocity)."""
+    v = momentum * velocity + grad
+    return param - lr * v, v
+
+
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyTorch's Adam at step t (1-based). Returns new (param, m, v)."""
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    mhat = m / (1 - beta1**t)
+    vhat = v / (1 - beta2**t)
+    return param - lr * mhat / (np.sqrt(vhat) + eps), m, v
