@@ -36,10 +36,10 @@ def _target_dtype(dt: np.dtype, fn: str, arg: str) -> np.dtype:
             return _F64
         if dt.itemsize == 2:
             return _F32
-        raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt.name}")
+        raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt}")
     if kind in "biu":
         return _F64
-    raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt.name}")
+    raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt}")
 
 
 def as_float_array(x: Any, fn: str, arg: str, dtype: np.dtype | None = None) -> np.ndarray:
