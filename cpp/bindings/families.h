@@ -8,6 +8,7 @@ namespace bind {
 
 void register_runtime(pybind11::module_& m);
 void register_activations(pybind11::module_& m);
+void register_dense(pybind11::module_& m);
 
 }  // namespace bind
 }  // namespace nnfast

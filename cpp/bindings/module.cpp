@@ -23,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
   }
   nnfast::bind::register_runtime(m);
   nnfast::bind::register_activations(m);
+  nnfast::bind::register_dense(m);
 }

@@ -1,0 +1,154 @@
+// Bindings of the GEMM and the dense layer.
+#include <string>
+#include <type_traits>
+
+#include "bindings/common.h"
+#include "bindings/families.h"
+#include "kernels/dense.h"
+#include "kernels/gemm.h"
+
+namespace nnfast {
+namespace bind {
+namespace {
+
+GemmActivation parse_activation(py::handle obj, const char* fn) {
+  static const char* const kNames[] = {"linear", "relu", "sigmoid", "tanh", "softmax"};
+  const char* expected = "'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'";
+  if (!py::isinstance<py::str>(obj)) {
+    throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
+                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  }
+  const std::string name = obj.cast<std::string>();
+  for (int i = 0; i < 5; ++i) {
+    if (name == kNames[i]) return static_cast<GemmActivation>(i);
+  }
+  throw py::value_error(std::string(fn) + ": activation must be one of " + expected + ", got " +
+                        py::repr(obj).cast<std::string>());
+}
+
+void require_shape(const py::array& a, const Shape& want, const char* fn, const char* arg,
+                   const char* dims) {
+  if (shape_of(a) != want) {
+    throw py::value_error(std::string(fn) + ": " + arg + " must have shape " + dims + " = " +
+                          shape_str(want) + ", got " + shape_str(a));
+  }
+}
+
+py::array matmul(py::handle a_obj, py::handle b_obj, py::object out, bool trans_a, bool trans_b) {
+  const char* fn = "matmul";
+  py::array a = require_float_array(a_obj, fn, "a");
+  py::array b = require_float_array(b_obj, fn, "b");
+  require_same_dtype(a, "a", b, "b", fn);
+  require_ndim(a, 2, fn, "a", "(m, k)");
+  require_ndim(b, 2, fn, "b", "(k, n)");
+  const int64_t m = trans_a ? a.shape(1) : a.shape(0), ka = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t kb = trans_b ? b.shape(1) : b.shape(0), n = trans_b ? b.shape(0) : b.shape(1);
+  if (ka != kb) {
+    throw py::value_error(std::string(fn) + ": inner dimensions must match, got a " +
+                          (trans_a ? "(transposed) " : "") + shape_str(a) + " and b " +
+                          (trans_b ? "(transposed) " : "") + shape_str(b));
+  }
+  py::array c = prepare_out(out, a.dtype(), {m, n}, fn, {a, b});
+  dispatch_float(a, [&](auto t) {
+    using T = decltype(t);
+    const T* pa = cdata<T>(a);
+    const T* pb = cdata<T>(b);
+    T* pc = mdata<T>(c);
+    const int64_t lda = a.shape(1), ldb = b.shape(1);
+    py::gil_scoped_release release;
+    nnfast::gemm<T>(trans_a, trans_b, m, n, ka, T(1), pa, lda, pb, ldb, T(0), pc, n);
+  });
+  return c;
+}
+
+py::array dense(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle act_obj,
+                py::object out) {
+  const char* fn = "dense";
+  py::array x = require_float_array(x_obj, fn, "x");
+  py::array w = require_float_array(w_obj, fn, "w");
+  require_same_dtype(x, "x", w, "w", fn);
+  require_ndim(x, 2, fn, "x", "(batch, in_features)");
+  require_ndim(w, 2, fn, "w", "(in_features, out_features)");
+  const int64_t batch = x.shape(0), in = x.shape(1), outf = w.shape(1);
+  if (w.shape(0) != in) {
+    throw py::value_error(std::string(fn) + ": w must have shape (in_features, out_features) with " +
+                          "in_features = x.shape[1] = " + std::to_string(in) + ", got " +
+                          shape_str(w));
+  }
+  py::array b;
+  const bool has_bias = !b_obj.is_none();
+  if (has_bias) {
+    b = require_float_array(b_obj, fn, "b");
+    require_same_dtype(x, "x", b, "b", fn);
+    require_shape(b, {outf}, fn, "b", "(out_features,)");
+  }
+  const GemmActivation act = parse_activation(act_obj, fn);
+  py::array y = has_bias ? prepare_out(out, x.dtype(), {batch, outf}, fn, {x, w, b})
+                         : prepare_out(out, x.dtype(), {batch, outf}, fn, {x, w});
+  dispatch_float(x, [&](auto t) {
+    using T = decltype(t);
+    const T* px = cdata<T>(x);
+    const T* pw = cdata<T>(w);
+    const T* pb = has_bias ? cdata<T>(b) : nullptr;
+    T* py_ = mdata<T>(y);
+    py::gil_scoped_release release;
+    nnfast::dense_forward<T>(px, pw, pb, py_, batch, in, outf, act);
+  });
+  return y;
+}
+
+py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
+                         py::handle grad_a_obj, py::handle act_obj) {
+  const char* fn = "dense_backward";
+  py::array x = require_float_array(x_obj, fn, "x");
+  py::array w = require_float_array(w_obj, fn, "w");
+  py::array a = require_float_array(a_obj, fn, "a");
+  py::array ga = require_float_array(grad_a_obj, fn, "grad_a");
+  require_same_dtype(x, "x", w, "w", fn);
+  require_same_dtype(x, "x", a, "a", fn);
+  require_same_dtype(x, "x", ga, "grad_a", fn);
+  require_ndim(x, 2, fn, "x", "(batch, in_features)");
+  require_ndim(w, 2, fn, "w", "(in_features, out_features)");
+  const int64_t batch = x.shape(0), in = x.shape(1), outf = w.shape(1);
+  if (w.shape(0) != in) {
+    throw py::value_error(std::string(fn) + ": w must have shape (in_features, out_features) with " +
+                          "in_features = x.shape[1] = " + std::to_string(in) + ", got " +
+                          shape_str(w));
+  }
+  require_shape(a, {batch, outf}, fn, "a", "(batch, out_features)");
+  require_shape(ga, {batch, outf}, fn, "grad_a", "(batch, out_features)");
+  const GemmActivation act = parse_activation(act_obj, fn);
+  py::array gx = new_array(x.dtype(), {batch, in}, fn);
+  py::array gw = new_array(x.dtype(), {in, outf}, fn);
+  py::array gb = new_array(x.dtype(), {outf}, fn);
+  dispatch_float(x, [&](auto t) {
+    using T = decltype(t);
+    const T* px = cdata<T>(x);
+    const T* pw = cdata<T>(w);
+    const T* pa = cdata<T>(a);
+    const T* pga = cdata<T>(ga);
+    T* pgx = mdata<T>(gx);
+    T* pgw = mdata<T>(gw);
+    T* pgb = mdata<T>(gb);
+    py::gil_scoped_release release;
+    nnfast::dense_backward<T>(px, pw, pa, pga, pgx, pgw, pgb, batch, in, outf, act);
+  });
+  return py::make_tuple(gx, gw, gb);
+}
+
+}  // namespace
+
+void register_dense(py::module_& m) {
+  m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
+        py::arg("trans_a") = false, py::arg("trans_b") = false,
+        "op(a) @ op(b) for 2-D float arrays; trans_a/trans_b read a/b transposed in place.");
+  m.def("dense", &dense, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("activation") = "linear", py::arg("out") = py::none(),
+        "act(x @ w + b) with bias and activation fused into the GEMM's store.");
+  m.def("dense_backward", &dense_backward, py::arg("x"), py::arg("w"), py::arg("a"),
+        py::arg("grad_a"), py::arg("activation") = "linear",
+        "(grad_x, grad_w, grad_b) of a = act(x @ w + b) given dL/da.");
+}
+
+}  // namespace bind
+}  // namespace nnfast

@@ -1,0 +1,404 @@
+// Packed, cache-blocked GEMM with register-tiled micro-kernels; compiled once per ISA.
+//
+// Loop nest (Goto/BLIS): for each NC-wide column block of C, for each KC-deep slice of K, pack
+// op(B)[KC x NC] into NR-wide micro-panels; for each MC-tall row block, pack op(A)[MC x KC] into
+// MR-tall micro-panels; then for each NR x MR tile run the micro-kernel, which keeps the whole
+// MR x NR tile of C in registers for the KC-long dot products and stores it once through the
+// epilogue (alpha, beta, bias, activation). Packing zero-pads partial panels, so the micro-kernel
+// never has a scalar tail; partial tiles are stored with masked/partial vector stores.
+//
+// Threads: C is split into a tm x tn grid of MR/NR-aligned parts, one per thread, chosen to
+// minimise the largest part's compute plus packing; each thread packs its own panels. Every
+// element of C is computed by the same instruction sequence whatever the grid (the K blocking
+// depends only on k), so results are bit-identical for any thread count.
+#include "kernels/gemm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/gemm_epilogue.h"
+#include "kernels/simd.h"
+#include "runtime/threadpool.h"
+#include "runtime/workspace.h"
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+namespace {
+
+// Register tile and cache blocking per ISA and type. MR rows x NRV vectors of C live in
+// registers: AVX-512 has 32 registers (24 accumulators + 2 B vectors + broadcasts), AVX2/SSE 16
+// (12 accumulators). KC x NR B micro-panels and MR x KC A micro-panels stream from L1/L2; the
+// MC x KC A block stays in L2 (1 MiB here); the KC x NC B block in L2/L3.
+template <typename T>
+struct Blocking;
+
+#if defined(NNFAST_SIMD_AVX512)
+template <>
+struct Blocking<float> {
+  static constexpr int MR = 12, NRV = 2;
+  static constexpr int64_t KC = 384, MC = 240, NC = 3072;
+};
+template <>
+struct Blocking<double> {
+  static constexpr int MR = 12, NRV = 2;
+  static constexpr int64_t KC = 256, MC = 192, NC = 2048;
+};
+#elif defined(NNFAST_SIMD_AVX2) || defined(NNFAST_SIMD_SSE)
+template <>
+struct Blocking<float> {
+  static constexpr int MR = 6, NRV = 2;
+  static constexpr int64_t KC = 384, MC = 192, NC = 3072;
+};
+template <>
+struct Blocking<double> {
+  static constexpr int MR = 6, NRV = 2;
+  static constexpr int64_t KC = 256, MC = 192, NC = 2048;
+};
+#else
+template <typename T>
+struct Blocking {
+  static constexpr int MR = 4, NRV = 4;
+  static constexpr int64_t KC = 256, MC = 128, NC = 1024;
+};
+#endif
+
+// Problems with at most this many multiply-adds skip packing (the tutorial's 8x2x4 batch).
+constexpr int64_t kSmallFlops = 8 * 1024;
+// Below this many multiply-adds one thread does the whole product.
+constexpr int64_t kParallelFlops = 1 << 18;
+
+template <typename T>
+struct Problem {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  T alpha;
+  const T* a;
+  int64_t lda;
+  const T* b;
+  int64_t ldb;
+  T beta;
+  T* c;
+  int64_t ldc;
+  GemmEpilogue<T> ep;
+};
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row micro-panels, each kc x MR (k-major), zero-padded rows.
+template <typename T>
+void pack_a_block(const Problem<T>& P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* ap) {
+  constexpr int MR = Blocking<T>::MR;
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t mr = std::min<int64_t>(MR, mc - ir);
+    T* dst = ap + ir * kc;
+    if (!P.trans_a) {
+      const T* src = P.a + (i0 + ir) * P.lda + p0;
+      const int64_t lda = P.lda;
+      if (mr == MR) {
+        for (int64_t p = 0; p < kc; ++p) {
+          for (int r = 0; r < MR; ++r) dst[p * MR + r] = src[r * lda + p];
+        }
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          for (int r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? src[r * lda + p] : T(0);
+        }
+      }
+    } else {
+      const T* src = P.a + p0 * P.lda + i0 + ir;
+      if (mr == MR) {
+        for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src + p * P.lda, MR * sizeof(T));
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          std::memcpy(dst + p * MR, src + p * P.lda, static_cast<size_t>(mr) * sizeof(T));
+          for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
+        }
+      }
+    }
+  }
+}
+
+// op(B)[p0:p0+kc, j0:j0+nc] -> NR-column micro-panels, each kc x NR (k-major), zero-padded.
+template <typename T>
+void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* bp) {
+  using S = Simd<T>;
+  constexpr int W = S::width;
+  constexpr int NRV = Blocking<T>::NRV;
+  constexpr int NR = NRV * W;
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - jr);
+    T* dst = bp + jr * kc;
+    if (!P.trans_b) {
+      const T* src = P.b + p0 * P.ldb + j0 + jr;
+      if (nr == NR) {
+        for (int64_t p = 0; p < kc; ++p) {
+          for (int v = 0; v < NRV; ++v) S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
+        }
+      } else {
+        for (int64_t p = 0; p < kc; ++p) {
+          for (int v = 0; v < NRV; ++v) {
+            const int64_t lanes = nr - v * W;
+            const auto x = lanes >= W  ? S::loadu(src + p * P.ldb + v * W)
+                           : lanes > 0 ? S::load_partial(src + p * P.ldb + v * W, lanes)
+                                       : S::zero();
+            S::storeu(dst + p * NR + v * W, x);
+          }
+        }
+      }
+    } else {
+      // B is stored n x k: each of the nr rows of B is contiguous along k.
+      const T* src = P.b + (j0 + jr) * P.ldb + p0;
+      for (int64_t c = 0; c < nr; ++c) {
+        const T* row = src + c * P.ldb;
+        for (int64_t p = 0; p < kc; ++p) dst[p * NR + c] = row[p];
+      }
+      for (int64_t c = nr; c < NR; ++c) {
+        for (int64_t p = 0; p < kc; ++p) dst[p * NR + c] = T(0);
+      }
+    }
+  }
+}
+
+// Finishes one register of C (lanes valid lanes at c): alpha, beta, bias, activation, store.
+template <typename T, GemmActivation Act>
+inline void finish_reg(typename Simd<T>::Reg acc, T* c, int64_t lanes, T alpha, T beta,
+                       bool scale, const T* bias_col, T bias_row, bool last) {
+  using S = Simd<T>;
+  constexpr int W = S::width;
+  const bool full = lanes >= W;
+  auto r = scale ? S::mul(S::set1(alpha), acc) : acc;
+  if (beta != T(0)) {
+    const auto old = full ? S::loadu(c) : S::load_partial(c, lanes);
+    r = beta == T(1) ? S::add(r, old) : S::fmadd(S::set1(beta), old, r);
+  }
+  if (last) {
+    if (bias_col != nullptr) r = S::add(r, full ? S::loadu(bias_col) : S::load_partial(bias_col, lanes));
+    if (bias_row != T(0)) r = S::add(r, S::set1(bias_row));
+    r = epi::activate<Act, T>(r);
+  }
+  if (full) {
+    S::storeu(c, r);
+  } else {
+    S::store_partial(c, r, lanes);
+  }
+}
+
+// One MR x NR tile: acc = A_panel * B_panel over kc, then the epilogue into C (mr x nr valid).
+template <typename T, GemmActivation Act>
+inline void micro_tile(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c,
+                       int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta, const T* bias_col,
+                       const T* bias_row, bool last) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  constexpr int MR = Blocking<T>::MR;
+  constexpr int NRV = Blocking<T>::NRV;
+  constexpr int NR = NRV * W;
+  Reg acc[MR][NRV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NRV; ++v) acc[i][v] = S::zero();
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    Reg bv[NRV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NRV; ++v) bv[v] = S::loadu(bp + v * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const Reg av = S::set1(ap[i]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NRV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+  const bool scale = alpha != T(1);
+  for (int64_t i = 0; i < mr; ++i) {
+    const T brow = bias_row != nullptr && last ? bias_row[i] : T(0);
+    for (int v = 0; v < NRV; ++v) {
+      const int64_t lanes = nr - v * W;
+      if (lanes <= 0) break;
+      finish_reg<T, Act>(acc[i][v], c + i * ldc + v * W, lanes, alpha, beta, scale,
+                         bias_col != nullptr ? bias_col + v * W : nullptr, brow, last);
+    }
+  }
+}
+
+// Computes rows [m0, m1) x columns [n0, n1) of C with packing space ap / bp.
+template <typename T, GemmActivation Act>
+void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, int64_t n0,
+               int64_t n1, T* ap, T* bp) {
+  constexpr int MR = Blocking<T>::MR;
+  constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
+  constexpr int64_t MC = Blocking<T>::MC, NC = Blocking<T>::NC;
+  const int64_t k = P.k;
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = std::min(NC, n1 - jc);
+    int64_t pc = 0;
+    do {
+      const int64_t kc = std::min(kc_block, k - pc);
+      const bool first = pc == 0;
+      const bool last = pc + kc >= k;
+      const T beta = first ? P.beta : T(1);
+      pack_b_block(P, pc, kc, jc, nc, bp);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = std::min(MC, m1 - ic);
+        pack_a_block(P, ic, mc, pc, kc, ap);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mc - ir);
+            const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
+            micro_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
+                               P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
+          }
+        }
+      }
+      pc += kc;
+    } while (pc < k);
+  }
+}
+
+// Direct product without packing, for tiny problems: each row of C is built from vectors of
+// op(B)'s rows (or dot products when B is transposed).
+template <typename T, GemmActivation Act>
+void gemm_small(const Problem<T>& P) {
+  using S = Simd<T>;
+  constexpr int W = S::width;
+  const bool scale = P.alpha != T(1);
+  for (int64_t i = 0; i < P.m; ++i) {
+    T* crow = P.c + i * P.ldc;
+    const T brow = P.ep.bias_row != nullptr ? P.ep.bias_row[i] : T(0);
+    for (int64_t j = 0; j < P.n; j += W) {
+      const int64_t lanes = std::min<int64_t>(W, P.n - j);
+      typename S::Reg acc = S::zero();
+      if (!P.trans_b) {
+        for (int64_t p = 0; p < P.k; ++p) {
+          const T aip = P.trans_a ? P.a[p * P.lda + i] : P.a[i * P.lda + p];
+          const T* brow_p = P.b + p * P.ldb + j;
+          acc = S::fmadd(S::set1(aip), lanes == W ? S::loadu(brow_p) : S::load_partial(brow_p, lanes), acc);
+        }
+      } else {
+        alignas(64) T tmp[W] = {};
+        for (int64_t t = 0; t < lanes; ++t) {
+          const T* bcol = P.b + (j + t) * P.ldb;
+          T s = T(0);
+          for (int64_t p = 0; p < P.k; ++p) {
+            const T aip = P.trans_a ? P.a[p * P.lda + i] : P.a[i * P.lda + p];
+            s += aip * bcol[p];
+          }
+          tmp[t] = s;
+        }
+        acc = S::loadu(tmp);
+      }
+      finish_reg<T, Act>(acc, crow + j, lanes, P.alpha, P.beta, scale,
+                         P.ep.bias_col != nullptr ? P.ep.bias_col + j : nullptr, brow, true);
+    }
+  }
+}
+
+struct Grid {
+  int64_t tm, tn;
+};
+
+// The tm x tn split of C (tm * tn <= threads) whose largest part costs least: its multiply-adds
+// (one vector FMA per cycle) plus one unit per packed element; ties go to fewer threads.
+template <typename T>
+Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
+  constexpr int MR = Blocking<T>::MR;
+  constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
+  const int64_t pm = ceil_div(m, MR), pn = ceil_div(n, NR);
+  Grid best{1, 1};
+  double best_cost = -1;
+  for (int64_t count = 1; count <= threads; ++count) {
+    for (int64_t tm = 1; tm <= count; ++tm) {
+      if (count % tm != 0) continue;
+      const int64_t tn = count / tm;
+      if ((rows_only && tn != 1) || tm > pm || tn > pn) continue;
+      const double rows = static_cast<double>(ceil_div(pm, tm) * MR);
+      const double cols = static_cast<double>(ceil_div(pn, tn) * NR);
+      const double cost = rows * cols * static_cast<double>(k) / Simd<T>::width +
+                          static_cast<double>(k) * (rows + cols);
+      if (best_cost < 0 || cost < best_cost) {
+        best_cost = cost;
+        best = Grid{tm, tn};
+      }
+    }
+  }
+  return best;
+}
+
+template <typename T, GemmActivation Act>
+void gemm_run(const Problem<T>& P) {
+  constexpr int MR = Blocking<T>::MR;
+  constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
+  const int64_t flops = P.m * P.n * std::max<int64_t>(P.k, 1);
+  if (flops <= kSmallFlops && P.k <= Blocking<T>::KC) {
+    gemm_small<T, Act>(P);
+    return;
+  }
+  // Balanced K blocks no deeper than KC: depends on k only, never on the thread count.
+  const int64_t kb = std::max<int64_t>(1, ceil_div(P.k, Blocking<T>::KC));
+  const int64_t kc_block = std::max<int64_t>(1, ceil_div(P.k, kb));
+  const int threads = flops >= kParallelFlops ? runtime::num_threads() : 1;
+  const bool rows_only = P.ep.activation == GemmActivation::softmax;
+  const Grid g = choose_grid<T>(P.m, P.n, P.k, threads, rows_only);
+  const int64_t pm = ceil_div(P.m, MR), pn = ceil_div(P.n, NR);
+  const int64_t part_rows = ceil_div(pm, g.tm) * MR, part_cols = ceil_div(pn, g.tn) * NR;
+  const int64_t a_elems = round_up(std::min(Blocking<T>::MC, part_rows), MR) * kc_block;
+  const int64_t b_elems = round_up(std::min(Blocking<T>::NC, part_cols), NR) * kc_block;
+  const int64_t per_task = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
+  const int64_t tasks = g.tm * g.tn;
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::gemm, static_cast<size_t>(per_task * tasks) * sizeof(T)));
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t ti = t / g.tn, tj = t % g.tn;
+      const int64_t m0 = std::min(P.m, pm * ti / g.tm * MR);
+      const int64_t m1 = std::min(P.m, pm * (ti + 1) / g.tm * MR);
+      const int64_t n0 = std::min(P.n, pn * tj / g.tn * NR);
+      const int64_t n1 = std::min(P.n, pn * (tj + 1) / g.tn * NR);
+      if (m0 >= m1 || n0 >= n1) continue;
+      T* ap = ws + t * per_task;
+      gemm_part<T, Act>(P, kc_block, m0, m1, n0, n1, ap, ap + a_elems);
+      if (P.ep.activation == GemmActivation::softmax) {
+        for (int64_t i = m0; i < m1; ++i) epi::softmax_row(P.c + i * P.ldc, P.n);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_ex(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+             int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,
+             const GemmEpilogue<T>& epilogue) {
+  if (m <= 0 || n <= 0) return;
+  Problem<T> P{trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue};
+  // NOTE: like BLAS, alpha == 0 means A and B are not read (their NaNs do not propagate).
+  if (alpha == T(0)) P.k = 0;
+  if (P.k <= 0) P.k = 0;
+  switch (epilogue.activation) {
+    case GemmActivation::relu:
+      return gemm_run<T, GemmActivation::relu>(P);
+    case GemmActivation::sigmoid:
+      return gemm_run<T, GemmActivation::sigmoid>(P);
+    case GemmActivation::tanh:
+      return gemm_run<T, GemmActivation::tanh>(P);
+    default:
+      return gemm_run<T, GemmActivation::linear>(P);
+  }
+}
+
+template void gemm_ex<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                             const float*, int64_t, float, float*, int64_t,
+                             const GemmEpilogue<float>&);
+template void gemm_ex<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                              int64_t, const double*, int64_t, double, double*, int64_t,
+                              const GemmEpilogue<double>&);
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast
