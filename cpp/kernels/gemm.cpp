@@ -36,18 +36,18 @@ struct Blocking;
 template <>
 struct Blocking<float> {
   static constexpr int MR = 12, NRV = 2;
-  static constexpr int64_t KC = 384, MC = 240, NC = 3072;
+  static constexpr int64_t KC = 512, MC = 240, NC = 3072;
 };
 template <>
 struct Blocking<double> {
   static constexpr int MR = 12, NRV = 2;
-  static constexpr int64_t KC = 256, MC = 192, NC = 2048;
+  static constexpr int64_t KC = 384, MC = 192, NC = 2048;
 };
 #elif defined(NNFAST_SIMD_AVX2) || defined(NNFAST_SIMD_SSE)
 template <>
 struct Blocking<float> {
   static constexpr int MR = 6, NRV = 2;
-  static constexpr int64_t KC = 384, MC = 192, NC = 3072;
+  static constexpr int64_t KC = 512, MC = 192, NC = 3072;
 };
 template <>
 struct Blocking<double> {
@@ -231,7 +231,10 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
                int64_t n1, T* ap, T* bp) {
   constexpr int MR = Blocking<T>::MR;
   constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
-  constexpr int64_t MC = Blocking<T>::MC, NC = Blocking<T>::NC;
+  const int64_t NC = Blocking<T>::NC;
+  // Row blocks of equal size (in whole micro-panels) no taller than MC: no thin last block.
+  const int64_t panels = ceil_div(m1 - m0, MR);
+  const int64_t MC = ceil_div(panels, ceil_div(panels, Blocking<T>::MC / MR)) * MR;
   const int64_t k = P.k;
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);

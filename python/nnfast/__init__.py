@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from . import _core
 from ._runtime import config, get_num_threads, set_num_threads
-from .functional import relu
+from .functional import dense, dense_backward, matmul, relu
 
 __version__: str = _core.__version__
 
-__all__ = ["__version__", "config", "get_num_threads", "relu", "set_num_threads"]
+__all__ = [
+    "__version__",
+    "config",
+    "dense",
+    "dense_backward",
+    "get_num_threads",
+    "matmul",
+    "relu",
+    "set_num_threads",
+]

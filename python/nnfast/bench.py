@@ -79,6 +79,88 @@ def _rows_activations() -> None:
 _rows_activations()
 
 
+def _rows_dense() -> None:
+    from . import reference as ref
+
+    def _torch_wt(torch: Any, w: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(w.T))  # torch.nn.functional.linear layout
+
+    def fwd(batch: int, fin: int, fout: int, act: str, dtype: Any) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            x = r.standard_normal((batch, fin)).astype(dtype)
+            w = (r.standard_normal((fin, fout)) / np.sqrt(fin)).astype(dtype)
+            b = r.standard_normal(fout).astype(dtype)
+            impls: dict[str, Impl] = {
+                "nnfast": lambda: F.dense(x, w, b, act),
+                "numpy": lambda: ref.dense(x, w, b, act),
+            }
+            if torch is not None:
+                tx, tw, tb = torch.from_numpy(x), _torch_wt(torch, w), torch.from_numpy(b)
+                tact = {"relu": torch.relu, "sigmoid": torch.sigmoid}[act]
+                impls["torch"] = lambda: tact(torch.nn.functional.linear(tx, tw, tb))
+            return impls
+
+        return setup
+
+    def fwd_bwd(batch: int, fin: int, fout: int) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            x = r.standard_normal((batch, fin), dtype=np.float32)
+            w = (r.standard_normal((fin, fout)) / np.sqrt(fin)).astype(np.float32)
+            b = r.standard_normal(fout, dtype=np.float32)
+            g = r.standard_normal((batch, fout), dtype=np.float32)
+
+            def nnfast_step() -> Any:
+                a = F.dense(x, w, b, "relu")
+                return F.dense_backward(x, w, a, g, "relu")
+
+            def numpy_step() -> Any:
+                a = ref.dense(x, w, b, "relu")
+                return ref.dense_backward(x, w, a, g, "relu")
+
+            impls: dict[str, Impl] = {"nnfast": nnfast_step, "numpy": numpy_step}
+            if torch is not None:
+                tx, tw, tb, tg = torch.from_numpy(x), _torch_wt(torch, w), torch.from_numpy(b), torch.from_numpy(g)
+
+                def torch_step() -> Any:
+                    # Explicit ops (no autograd bookkeeping): torch's fastest way to the same gradients.
+                    a = torch.relu(torch.nn.functional.linear(tx, tw, tb))
+                    dz = tg * (a > 0)
+                    return dz @ tw, tx.t() @ dz, dz.sum(0)
+
+                impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    def mm(n: int) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            a = r.standard_normal((n, n), dtype=np.float32)
+            b = r.standard_normal((n, n), dtype=np.float32)
+            impls: dict[str, Impl] = {"nnfast": lambda: F.matmul(a, b), "numpy": lambda: a @ b}
+            if torch is not None:
+                ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+                impls["torch"] = lambda: torch.mm(ta, tb)
+            return impls
+
+        return setup
+
+    peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
+    for batch, fin, fout in [(256, 784, 512), (64, 784, 128)]:
+        flops = 2.0 * batch * fin * fout
+        shape = f"{batch}x{fin}x{fout}"
+        ROWS.append(Row(f"dense fwd+relu {shape} f32", "dense", fwd(batch, fin, fout, "relu", np.float32), flops=flops, notes=peak))
+        ROWS.append(Row(f"dense fwd+bwd relu {shape} f32", "dense", fwd_bwd(batch, fin, fout), flops=3 * flops, notes=peak))
+    for n in (256, 1024, 2048):
+        ROWS.append(Row(f"matmul {n}^3 f32", "dense", mm(n), flops=2.0 * n**3, quick=n < 2048, notes=peak))
+    ROWS.append(Row("dense tutorial XOR 8x2x4 sigmoid f64", "dense", fwd(8, 2, 4, "sigmoid", np.float64), flops=2.0 * 8 * 2 * 4))
+
+
+_rows_dense()
+
+
 def _time_once(fn: Impl, inner: int) -> float:
     t0 = time.perf_counter()
     for _ in range(inner):

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._convert import as_float_array
+from ._convert import as_float_array, as_float_arrays
 
-__all__ = ["relu"]
+__all__ = ["dense", "dense_backward", "matmul", "relu"]
 
 
 def _scalar_if_0d(y: np.ndarray, out: Any) -> Any:
@@ -38,3 +38,108 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
         Same shape and dtype as ``z``. NaN propagates; ``relu(-0.0)`` is a zero.
     """
     return _scalar_if_0d(_core.relu(as_float_array(z, "relu", "z"), out), out)
+
+
+# ----------------------------------------------------------------------------- dense / GEMM
+
+def _fortran_2d(a: Any) -> bool:
+    # A Fortran-ordered 2-D array is the transpose of a C-ordered one: the GEMM reads it
+    # transposed in place instead of copying it.
+    return (
+        isinstance(a, np.ndarray)
+        and a.ndim == 2
+        and a.dtype.kind == "f"
+        and a.dtype.itemsize in (4, 8)
+        and a.dtype.isnative
+        and a.flags.f_contiguous
+        and not a.flags.c_contiguous
+    )
+
+
+def matmul(a: Any, b: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Matrix product ``a @ b`` of 2-D float arrays, by nnfast's own packed SIMD GEMM.
+
+    Parameters
+    ----------
+    a : array_like, shape (m, k)
+    b : array_like, shape (k, n)
+        float32 or float64 (mixed dtypes promote to float64). Fortran-ordered arrays are read
+        transposed in place (no copy); other non-contiguous inputs are copied once.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable ``(m, n)`` array of the result dtype, not overlapping ``a``/``b``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(m, n)``, the inputs' (promoted) dtype. Bit-identical for any thread count.
+    """
+    ta, tb = _fortran_2d(a), _fortran_2d(b)
+    a2, b2 = as_float_arrays("matmul", a=a.T if ta else a, b=b.T if tb else b)
+    return _core.matmul(a2, b2, out, ta, tb)
+
+
+def dense(
+    x: Any, w: Any, b: Any = None, activation: str | None = "linear", out: np.ndarray | None = None
+) -> np.ndarray:
+    """Fully connected layer ``act(x @ w + b)``, bias and activation fused into the GEMM.
+
+    Parameters
+    ----------
+    x : array_like, shape (batch, in_features) or (in_features,)
+        Inputs (a 1-D ``x`` is one sample and gives a 1-D result).
+    w : array_like, shape (in_features, out_features)
+        Weights, in the tutorial's / Keras layout.
+    b : array_like, shape (out_features,), optional
+        Bias.
+    activation : {"linear", "relu", "sigmoid", "tanh", "softmax"} or None
+        ``None`` means ``"linear"``; softmax is taken along each row.
+    out : numpy.ndarray, optional
+        C-contiguous ``(batch, out_features)`` array of the result dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(batch, out_features)`` (or ``(out_features,)``), dtype float32 or float64.
+    """
+    if activation is None:
+        activation = "linear"
+    if b is None:
+        x2, w2 = as_float_arrays("dense", x=x, w=w)
+        b2 = None
+    else:
+        x2, w2, b2 = as_float_arrays("dense", x=x, w=w, b=b)
+    if x2.ndim == 1:
+        out2 = out[np.newaxis] if isinstance(out, np.ndarray) and out.ndim == 1 else out
+        y = _core.dense(x2[np.newaxis], w2, b2, activation, out2)
+        return y[0] if out is None else out
+    return _core.dense(x2, w2, b2, activation, out)
+
+
+def dense_backward(
+    x: Any, w: Any, a: Any, grad_a: Any, activation: str | None = "linear"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of a dense layer ``a = act(x @ w + b)`` given ``grad_a = dL/da``.
+
+    The activation's derivative is computed from ``a`` (no need to keep ``z``) and fused into
+    one pass that also reduces ``grad_b``; then ``grad_w = x.T @ dz`` and ``grad_x = dz @ w.T``
+    run on the GEMM's transposed paths (no transpose is materialised).
+
+    Parameters
+    ----------
+    x : array_like, shape (batch, in_features)
+    w : array_like, shape (in_features, out_features)
+    a : array_like, shape (batch, out_features)
+        The layer's output from :func:`dense`.
+    grad_a : array_like, shape (batch, out_features)
+    activation : {"linear", "relu", "sigmoid", "tanh", "softmax"} or None
+
+    Returns
+    -------
+    grad_x : numpy.ndarray, shape (batch, in_features)
+    grad_w : numpy.ndarray, shape (in_features, out_features)
+    grad_b : numpy.ndarray, shape (out_features,)
+    """
+    if activation is None:
+        activation = "linear"
+    x2, w2, a2, g2 = as_float_arrays("dense_backward", x=x, w=w, a=a, grad_a=grad_a)
+    return _core.dense_backward(x2, w2, a2, g2, activation)
