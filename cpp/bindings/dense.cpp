@@ -136,6 +136,55 @@ py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
   return py::make_tuple(gx, gw, gb);
 }
 
+// c = act(alpha op(a) op(b) + beta c + bias) in place: the full C++ gemm_ex, for tests.
+void gemm_inplace(py::handle a_obj, py::handle b_obj, py::handle c_obj, double alpha, double beta,
+                  bool trans_a, bool trans_b, py::handle bias_row_obj, py::handle bias_col_obj,
+                  py::handle act_obj) {
+  const char* fn = "_gemm";
+  py::array a = require_float_array(a_obj, fn, "a");
+  py::array b = require_float_array(b_obj, fn, "b");
+  py::array c = require_float_array(c_obj, fn, "c");
+  require_same_dtype(a, "a", b, "b", fn);
+  require_same_dtype(a, "a", c, "c", fn);
+  require_ndim(a, 2, fn, "a", "(m, k)");
+  require_ndim(b, 2, fn, "b", "(k, n)");
+  const int64_t m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t n = trans_b ? b.shape(0) : b.shape(1);
+  if ((trans_b ? b.shape(1) : b.shape(0)) != k) {
+    throw py::value_error(std::string(fn) + ": inner dimensions must match");
+  }
+  require_shape(c, {m, n}, fn, "c", "(m, n)");
+  if (!c.writeable() || overlaps(c, a) || overlaps(c, b)) {
+    throw py::value_error(std::string(fn) + ": c must be writeable and not overlap a or b");
+  }
+  py::array br, bc;
+  if (!bias_row_obj.is_none()) {
+    br = require_float_array(bias_row_obj, fn, "bias_row");
+    require_same_dtype(a, "a", br, "bias_row", fn);
+    require_shape(br, {m}, fn, "bias_row", "(m,)");
+  }
+  if (!bias_col_obj.is_none()) {
+    bc = require_float_array(bias_col_obj, fn, "bias_col");
+    require_same_dtype(a, "a", bc, "bias_col", fn);
+    require_shape(bc, {n}, fn, "bias_col", "(n,)");
+  }
+  const GemmActivation act = parse_activation(act_obj, fn);
+  dispatch_float(a, [&](auto t) {
+    using T = decltype(t);
+    GemmEpilogue<T> ep;
+    ep.bias_row = bias_row_obj.is_none() ? nullptr : cdata<T>(br);
+    ep.bias_col = bias_col_obj.is_none() ? nullptr : cdata<T>(bc);
+    ep.activation = act;
+    const T* pa = cdata<T>(a);
+    const T* pb = cdata<T>(b);
+    T* pc = mdata<T>(c);
+    const int64_t lda = a.shape(1), ldb = b.shape(1);
+    py::gil_scoped_release release;
+    nnfast::gemm_ex<T>(trans_a, trans_b, m, n, k, static_cast<T>(alpha), pa, lda, pb, ldb,
+                       static_cast<T>(beta), pc, n, ep);
+  });
+}
+
 }  // namespace
 
 void register_dense(py::module_& m) {
@@ -148,6 +197,11 @@ void register_dense(py::module_& m) {
   m.def("dense_backward", &dense_backward, py::arg("x"), py::arg("w"), py::arg("a"),
         py::arg("grad_a"), py::arg("activation") = "linear",
         "(grad_x, grad_w, grad_b) of a = act(x @ w + b) given dL/da.");
+  m.def("_gemm", &gemm_inplace, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("alpha") = 1.0,
+        py::arg("beta") = 0.0, py::arg("trans_a") = false, py::arg("trans_b") = false,
+        py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
+        py::arg("activation") = "linear",
+        "Testing hook: c = act(alpha op(a) op(b) + beta c + bias) in place (C++ gemm_ex).");
 }
 
 }  // namespace bind

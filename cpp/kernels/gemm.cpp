@@ -299,6 +299,7 @@ void gemm_small(const Problem<T>& P) {
       finish_reg<T, Act>(acc, crow + j, lanes, P.alpha, P.beta, scale,
                          P.ep.bias_col != nullptr ? P.ep.bias_col + j : nullptr, brow, true);
     }
+    if (P.ep.activation == GemmActivation::softmax) epi::softmax_row(crow, P.n);
   }
 }
 
