@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
+import nnfast as nf
 import numpy as np
 import pytest
-
-import nnfast as nf
 from nnfast import _core
 from nnfast._convert import as_float_array, as_float_arrays
 
@@ -100,20 +99,29 @@ def test_unsupported_dtypes(bad, msg):
 
 def test_core_rejects_what_the_python_layer_would_convert():
     # _core is strict: no silent conversions, clear errors, no crash.
-    with pytest.raises(TypeError, match=r"relu: z must be a float32 or float64 numpy.ndarray, got list"):
+    with pytest.raises(
+        TypeError, match=r"relu: z must be a float32 or float64 numpy.ndarray, got list"
+    ):
         _core.relu([1.0, 2.0])
     with pytest.raises(TypeError, match=r"relu: z must have dtype float32 or float64, got int64"):
         _core.relu(np.arange(3))
     with pytest.raises(TypeError, match=r"relu: z must have dtype float32 or float64, got >f8"):
         _core.relu(np.ones(3, dtype=">f8"))
-    with pytest.raises(ValueError, match=r"relu: z must be C-contiguous, got an array with strides \(16,\)"):
+    with pytest.raises(
+        ValueError, match=r"relu: z must be C-contiguous, got an array with strides \(16,\)"
+    ):
         _core.relu(np.ones(6)[::2])
 
 
 def test_new_array_overflow_and_memory_errors():
-    with pytest.raises(ValueError, match=r"_new_array: the output of shape \(4294967296, 4294967296\) has more elements than can be addressed"):
+    with pytest.raises(
+        ValueError,
+        match=r"_new_array: the output of shape \(4294967296, 4294967296\) has more elements than can be addressed",
+    ):
         _core._new_array([2**32, 2**32], np.dtype(np.float32))
-    with pytest.raises(ValueError, match=r"_new_array: the output has a negative size in shape \(-1, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"_new_array: the output has a negative size in shape \(-1, 3\)"
+    ):
         _core._new_array([-1, 3], np.dtype(np.float32))
     with pytest.raises(MemoryError):
         _core._new_array([2**27, 2**27], np.dtype(np.float64))  # 128 PiB

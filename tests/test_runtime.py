@@ -7,10 +7,9 @@ import subprocess
 import sys
 import threading
 
+import nnfast as nf
 import numpy as np
 import pytest
-
-import nnfast as nf
 from nnfast import _core
 
 
@@ -49,7 +48,10 @@ def test_isa_env_override(name):
 def test_unknown_isa_env_gives_clean_import_error():
     r = run_python("import nnfast", NNFAST_ISA="sse9")
     assert r.returncode != 0
-    assert "ImportError: nnfast: unknown ISA 'sse9'; expected one of baseline, avx2, avx512" in r.stderr
+    assert (
+        "ImportError: nnfast: unknown ISA 'sse9'; expected one of baseline, avx2, avx512"
+        in r.stderr
+    )
     assert "this CPU supports: baseline" in r.stderr
     assert "Segmentation" not in r.stderr
 
@@ -85,7 +87,11 @@ def test_num_threads_env():
     # NNFAST_NUM_THREADS wins over OMP_NUM_THREADS.
     assert run_python(code, NNFAST_NUM_THREADS="2", OMP_NUM_THREADS="7").stdout.strip() == "2"
     default = int(run_python(code).stdout.strip())
-    assert default == len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else default >= 1
+    assert (
+        default == len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else default >= 1
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
