@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
+import nnfast as nf
 import numpy as np
 import pytest
-
-import nnfast as nf
 from nnfast import _core
 
 ISAS = list(_core._isa_available())

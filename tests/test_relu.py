@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import nnfast as nf
 import numpy as np
 import pytest
-
-import nnfast as nf
 from nnfast import reference as ref
 
 # Sizes around every vector width (4, 8, 16 floats; 2, 4, 8 doubles), the 4x unroll and the
 # thread grain (32768).
-SIZES = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 129, 1021,
-         32767, 32768, 65537, 200003]
+SIZES = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    7,
+    8,
+    9,
+    15,
+    16,
+    17,
+    31,
+    32,
+    33,
+    63,
+    64,
+    65,
+    127,
+    129,
+    1021,
+    32767,
+    32768,
+    65537,
+    200003,
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -77,9 +101,17 @@ def test_relu_bad_out():
 @pytest.mark.parametrize(
     "bad, exc, msg",
     [
-        (np.ones(3, dtype=np.complex64), TypeError, r"relu: z must be a float32 or float64 array, got dtype complex64"),
+        (
+            np.ones(3, dtype=np.complex64),
+            TypeError,
+            r"relu: z must be a float32 or float64 array, got dtype complex64",
+        ),
         (np.array(["a"]), TypeError, r"relu: z must be a float32 or float64 array, got dtype <U1"),
-        (np.array([1, None], dtype=object), TypeError, r"relu: z must be a float32 or float64 array, got dtype object"),
+        (
+            np.array([1, None], dtype=object),
+            TypeError,
+            r"relu: z must be a float32 or float64 array, got dtype object",
+        ),
         ("abc", TypeError, r"relu: z must be an array of numbers, got str"),
         ([[1, 2], [3]], ValueError, r"relu: z could not be converted to an array"),
     ],

@@ -1,6 +1,9 @@
 // Runtime controls and build information.
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "bindings/common.h"
 #include "bindings/families.h"
@@ -47,6 +50,13 @@ void register_runtime(py::module_& m) {
     for (runtime::Isa isa : runtime::available_isas()) out.append(runtime::isa_name(isa));
     return out;
   });
+  m.def(
+      "_new_array",
+      [](const std::vector<int64_t>& shape, py::dtype dtype) {
+        return new_array(dtype, shape, "_new_array");
+      },
+      py::arg("shape"), py::arg("dtype"),
+      "The bindings' overflow-checked output allocation, exposed for tests.");
   m.attr("__version__") = NNFAST_VERSION;
   m.attr("_compiler") = NNFAST_COMPILER;
   m.attr("_build_type") = NNFAST_BUILD_TYPE;

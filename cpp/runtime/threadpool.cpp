@@ -49,25 +49,30 @@ int usable_cores() {
 // A fixed set of workers woken per job. Worker w runs chunk w; the caller runs chunk 0.
 class Pool {
  public:
-  int size() const { return size_; }
+  int size() const { return size_.load(std::memory_order_relaxed); }
 
   void resize(int n) {
     std::lock_guard<std::mutex> use(use_mutex_);
     stop_workers();
-    size_ = n;
+    size_.store(n);
   }
 
   void run(int64_t n, int64_t min_chunk, RangeFn fn, void* ctx) {
     const int64_t max_chunks = std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk));
-    const int chunks = static_cast<int>(std::min<int64_t>(size_, max_chunks));
-    if (chunks <= 1 || t_inside_task) {
+    if (max_chunks <= 1 || t_inside_task || size_.load(std::memory_order_relaxed) <= 1) {
       fn(ctx, 0, n);
       return;
     }
     std::unique_lock<std::mutex> use(use_mutex_, std::try_to_lock);
     if (!use.owns_lock()) {
-      // NOTE: another Python thread is using the pool; partitioning never changes results, so
-      // running serially here is correct and avoids a queue.
+      // NOTE: another Python thread is using (or resizing) the pool; partitioning never changes
+      // results, so running serially here is correct and avoids a queue.
+      fn(ctx, 0, n);
+      return;
+    }
+    // The size is read again under use_mutex_: resize() may have run since the check above.
+    const int chunks = static_cast<int>(std::min<int64_t>(size_.load(), max_chunks));
+    if (chunks <= 1) {
       fn(ctx, 0, n);
       return;
     }
@@ -120,7 +125,7 @@ class Pool {
   }
 
   void start_workers() {
-    const int want = size_ - 1;
+    const int want = size_.load() - 1;
     if (static_cast<int>(workers_.size()) == want) return;
     stop_workers();
     const uint64_t start_generation = generation_snapshot();
@@ -175,7 +180,7 @@ class Pool {
     return generation_;
   }
 
-  int size_ = 1;
+  std::atomic<int> size_{1};  // written under use_mutex_
   std::vector<std::thread*> workers_;
   std::mutex m_;          // guards job_, generation_, stopping_
   std::mutex use_mutex_;  // held by the one caller using the pool

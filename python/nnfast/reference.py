@@ -201,9 +201,7 @@ def conv2d_backward(
 # ----------------------------------------------------------------------------- pooling
 
 
-def max_pool2d(
-    x: Any, pool_size: Any = 2, stride: Any = None, return_indices: bool = False
-) -> Any:
+def max_pool2d(x: Any, pool_size: Any = 2, stride: Any = None, return_indices: bool = False) -> Any:
     """Max over pool windows (floor mode, no padding), NCHW or (H, W).
 
     Indices are flat positions within each (H, W) plane, int64, as PyTorch returns them; a window
