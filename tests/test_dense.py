@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import warnings
 
+import nnfast as nf
 import numpy as np
 import pytest
-
-import nnfast as nf
-from nnfast import reference as ref
-
 from conftest import with_num_threads
+from nnfast import reference as ref
 
 ACTS = ["linear", "relu", "sigmoid", "tanh", "softmax"]
 # (batch, in, out): the tutorial's XOR layers, tile edges of every ISA, K blocks, a wide layer.
-SHAPES = [(8, 2, 4), (8, 4, 1), (1, 1, 1), (13, 7, 33), (12, 17, 32), (25, 31, 17),
-          (64, 600, 10), (3, 5, 100), (100, 3, 5)]
+SHAPES = [
+    (8, 2, 4),
+    (8, 4, 1),
+    (1, 1, 1),
+    (13, 7, 33),
+    (12, 17, 32),
+    (25, 31, 17),
+    (64, 600, 10),
+    (3, 5, 100),
+    (100, 3, 5),
+]
 
 
 def tol(dtype, k):
@@ -43,10 +50,12 @@ def test_dense_forward_matches_reference(isa, dtype, act, rng):
         x, w, b = layer(rng, batch, fin, fout, dtype)
         y = nf.dense(x, w, b, act)
         assert y.dtype == dtype and y.shape == (batch, fout)
-        np.testing.assert_allclose(y, ref.dense(*f64(x, w, b), act), **tol(dtype, fin),
-                                   err_msg=f"{batch}x{fin}x{fout}")
-        np.testing.assert_allclose(nf.dense(x, w, None, act), ref.dense(*f64(x, w), None, act),
-                                   **tol(dtype, fin))
+        np.testing.assert_allclose(
+            y, ref.dense(*f64(x, w, b), act), **tol(dtype, fin), err_msg=f"{batch}x{fin}x{fout}"
+        )
+        np.testing.assert_allclose(
+            nf.dense(x, w, None, act), ref.dense(*f64(x, w), None, act), **tol(dtype, fin)
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -60,7 +69,9 @@ def test_dense_backward_matches_reference(isa, dtype, act, rng):
         want = ref.dense_backward(*f64(x, w, a, g), act)
         for name, gv, wv, k in zip(("grad_x", "grad_w", "grad_b"), got, want, (fout, batch, batch)):
             assert gv.dtype == dtype and gv.shape == wv.shape, name
-            np.testing.assert_allclose(gv, wv, **tol(dtype, k), err_msg=f"{name} {batch}x{fin}x{fout}")
+            np.testing.assert_allclose(
+                gv, wv, **tol(dtype, k), err_msg=f"{name} {batch}x{fin}x{fout}"
+            )
 
 
 @pytest.mark.parametrize("act", ACTS)
@@ -129,7 +140,9 @@ def test_dense_single_sample_and_conversions(rng):
     np.testing.assert_allclose(y, ref.dense(x, w, np.array([0.5, -0.5]), "sigmoid"), rtol=1e-12)
     assert nf.dense(x.astype(np.float32), w.astype(np.float32)).dtype == np.float32
     assert nf.dense(x.astype(np.float32), w).dtype == np.float64  # promoted
-    np.testing.assert_allclose(nf.dense(np.asfortranarray(rng.standard_normal((4, 3))), w).shape, (4, 2))
+    np.testing.assert_allclose(
+        nf.dense(np.asfortranarray(rng.standard_normal((4, 3))), w).shape, (4, 2)
+    )
     np.testing.assert_allclose(nf.dense(x, w, activation=None), x @ w, rtol=1e-12)
 
 
@@ -151,31 +164,53 @@ def test_dense_stable_for_huge_inputs_and_nan():
             y = nf.dense(x, w, None, act)
             assert np.isfinite(y[:3]).all(), act
             assert np.isnan(y[3]).all(), act
-    np.testing.assert_allclose(nf.dense(x[:3], w, None, "sigmoid"),
-                               [[1, 0, 1], [0, 1, 0], [0.5, 0.5, 0.5]], atol=1e-30)
-    np.testing.assert_allclose(nf.dense(x[:3], w, None, "tanh"),
-                               [[1, -1, 1], [-1, 1, -1], [0, 0, 0]], atol=1e-30)
-    np.testing.assert_allclose(nf.dense(x[:3], w, None, "softmax"),
-                               [[0, 0, 1], [0, 1, 0], [1 / 3, 1 / 3, 1 / 3]], atol=1e-15)
+    np.testing.assert_allclose(
+        nf.dense(x[:3], w, None, "sigmoid"), [[1, 0, 1], [0, 1, 0], [0.5, 0.5, 0.5]], atol=1e-30
+    )
+    np.testing.assert_allclose(
+        nf.dense(x[:3], w, None, "tanh"), [[1, -1, 1], [-1, 1, -1], [0, 0, 0]], atol=1e-30
+    )
+    np.testing.assert_allclose(
+        nf.dense(x[:3], w, None, "softmax"),
+        [[0, 0, 1], [0, 1, 0], [1 / 3, 1 / 3, 1 / 3]],
+        atol=1e-15,
+    )
 
 
 def test_dense_bad_inputs():
     x, w, b = np.ones((4, 3)), np.ones((3, 2)), np.ones(2)
-    with pytest.raises(ValueError, match=r"dense: x must have 2 dims \(batch, in_features\), got shape \(2, 2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"dense: x must have 2 dims \(batch, in_features\), got shape \(2, 2, 2\)"
+    ):
         nf.dense(np.ones((2, 2, 2)), w)
-    with pytest.raises(ValueError, match=r"dense: w must have 2 dims \(in_features, out_features\), got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense: w must have 2 dims \(in_features, out_features\), got shape \(3,\)",
+    ):
         nf.dense(x, np.ones(3))
-    with pytest.raises(ValueError, match=r"dense: w must have shape \(in_features, out_features\) with in_features = x.shape\[1\] = 3, got \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense: w must have shape \(in_features, out_features\) with in_features = x.shape\[1\] = 3, got \(2, 2\)",
+    ):
         nf.dense(x, np.ones((2, 2)))
-    with pytest.raises(ValueError, match=r"dense: b must have shape \(out_features,\) = \(2,\), got \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"dense: b must have shape \(out_features,\) = \(2,\), got \(3,\)"
+    ):
         nf.dense(x, w, np.ones(3))
-    with pytest.raises(ValueError, match=r"dense: b must have shape \(out_features,\) = \(2,\), got \(1, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"dense: b must have shape \(out_features,\) = \(2,\), got \(1, 2\)"
+    ):
         nf.dense(x, w, np.ones((1, 2)))
-    with pytest.raises(ValueError, match=r"dense: activation must be one of 'linear', 'relu', 'sigmoid', 'tanh' or 'softmax', got 'gelu'"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense: activation must be one of 'linear', 'relu', 'sigmoid', 'tanh' or 'softmax', got 'gelu'",
+    ):
         nf.dense(x, w, b, "gelu")
     with pytest.raises(TypeError, match=r"dense: activation must be a str .*, got int"):
         nf.dense(x, w, b, 3)
-    with pytest.raises(TypeError, match=r"dense: x must be a float32 or float64 array, got dtype complex128"):
+    with pytest.raises(
+        TypeError, match=r"dense: x must be a float32 or float64 array, got dtype complex128"
+    ):
         nf.dense(np.ones((4, 3), complex), w)
     with pytest.raises(MemoryError):
         nf.dense(np.empty((2**21, 0)), np.empty((0, 2**21)))
@@ -183,13 +218,24 @@ def test_dense_bad_inputs():
 
 def test_dense_backward_bad_inputs():
     x, w, a = np.ones((4, 3)), np.ones((3, 2)), np.ones((4, 2))
-    with pytest.raises(ValueError, match=r"dense_backward: a must have shape \(batch, out_features\) = \(4, 2\), got \(4, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense_backward: a must have shape \(batch, out_features\) = \(4, 2\), got \(4, 3\)",
+    ):
         nf.dense_backward(x, w, np.ones((4, 3)), a)
-    with pytest.raises(ValueError, match=r"dense_backward: grad_a must have shape \(batch, out_features\) = \(4, 2\), got \(2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense_backward: grad_a must have shape \(batch, out_features\) = \(4, 2\), got \(2, 4\)",
+    ):
         nf.dense_backward(x, w, a, np.ones((2, 4)))
-    with pytest.raises(ValueError, match=r"dense_backward: w must have shape \(in_features, out_features\) with in_features = x.shape\[1\] = 3, got \(4, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dense_backward: w must have shape \(in_features, out_features\) with in_features = x.shape\[1\] = 3, got \(4, 2\)",
+    ):
         nf.dense_backward(x, np.ones((4, 2)), a, a)
-    with pytest.raises(ValueError, match=r"dense_backward: activation must be one of .*, got 'elu'"):
+    with pytest.raises(
+        ValueError, match=r"dense_backward: activation must be one of .*, got 'elu'"
+    ):
         nf.dense_backward(x, w, a, a, "elu")
 
 
@@ -200,8 +246,13 @@ def test_dense_matches_torch_autograd(act, rng):
     g = rng.standard_normal((6, 4))
     tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x, w, b))
     tz = tx @ tw + tb
-    ta = {"linear": lambda z: z, "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
-          "softmax": lambda z: torch.softmax(z, dim=-1)}[act](tz)
+    ta = {
+        "linear": lambda z: z,
+        "relu": torch.relu,
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "softmax": lambda z: torch.softmax(z, dim=-1),
+    }[act](tz)
     ta.backward(torch.from_numpy(g))
     a = nf.dense(x, w, b, act)
     np.testing.assert_allclose(a, ta.detach().numpy(), rtol=1e-12, atol=1e-14)

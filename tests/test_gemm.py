@@ -7,16 +7,14 @@ Register tiles are MR x NR = 12 x 32 (AVX-512 f32), 12 x 16 (AVX-512 f64), 6 x 1
 
 from __future__ import annotations
 
+import nnfast as nf
 import numpy as np
 import pytest
+from conftest import with_num_threads
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import nnfast as nf
 from nnfast import _core
 from nnfast import reference as ref
-
-from conftest import with_num_threads
 
 EDGE = [1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49, 97]
 # (m, n, k) triples crossing the packing blocks (MC, KC, NC) and the tiny-problem path.
@@ -69,8 +67,9 @@ def test_gemm_alpha_beta_bias_activation(isa, dtype, rng):
                 c = c0.copy()
                 _core._gemm(a, b, c, 0.5, -1.5, ta, tb, br, bc, act)
                 z = 0.5 * opa @ opb - 1.5 * c0.astype(np.float64) + br[:, None] + bc[None, :]
-                np.testing.assert_allclose(c, ref._ACTIVATIONS[act](z), **tol(dtype, k),
-                                           err_msg=f"{act} {m}x{n}x{k}")
+                np.testing.assert_allclose(
+                    c, ref._ACTIVATIONS[act](z), **tol(dtype, k), err_msg=f"{act} {m}x{n}x{k}"
+                )
 
 
 def test_gemm_beta_zero_ignores_nan_in_c(isa):
@@ -94,7 +93,7 @@ def test_gemm_alpha_zero_does_not_read_a_b(isa):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_matmul_empty_and_degenerate(dtype):
-    for (m, k, n) in [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0), (1, 0, 1)]:
+    for m, k, n in [(0, 3, 4), (3, 0, 4), (3, 4, 0), (0, 0, 0), (1, 0, 1)]:
         c = nf.matmul(np.ones((m, k), dtype), np.ones((k, n), dtype))
         assert c.shape == (m, n) and c.dtype == dtype
         np.testing.assert_array_equal(c, np.zeros((m, n)))
@@ -110,7 +109,9 @@ def test_matmul_bit_identical_across_thread_counts(threads, rng):
             expected = nf.matmul(a, b)
             expected_t = _core.matmul(a.T.copy(), b.T.copy(), None, True, True)
         np.testing.assert_array_equal(nf.matmul(a, b), expected)
-        np.testing.assert_array_equal(_core.matmul(a.T.copy(), b.T.copy(), None, True, True), expected_t)
+        np.testing.assert_array_equal(
+            _core.matmul(a.T.copy(), b.T.copy(), None, True, True), expected_t
+        )
 
 
 def test_matmul_layouts(rng):
@@ -145,13 +146,21 @@ def test_matmul_out(rng):
 def test_matmul_bad_inputs():
     with pytest.raises(ValueError, match=r"matmul: a must have 2 dims \(m, k\), got shape \(3,\)"):
         nf.matmul(np.ones(3), np.ones((3, 2)))
-    with pytest.raises(ValueError, match=r"matmul: b must have 2 dims \(k, n\), got shape \(2, 3, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"matmul: b must have 2 dims \(k, n\), got shape \(2, 3, 4\)"
+    ):
         nf.matmul(np.ones((3, 2)), np.ones((2, 3, 4)))
-    with pytest.raises(ValueError, match=r"matmul: inner dimensions must match, got a \(3, 2\) and b \(3, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"matmul: inner dimensions must match, got a \(3, 2\) and b \(3, 2\)"
+    ):
         nf.matmul(np.ones((3, 2)), np.ones((3, 2)))
-    with pytest.raises(ValueError, match=r"matmul: b must have the dtype of a \(float32\), got float64"):
+    with pytest.raises(
+        ValueError, match=r"matmul: b must have the dtype of a \(float32\), got float64"
+    ):
         _core.matmul(np.ones((2, 2), np.float32), np.ones((2, 2)))
-    with pytest.raises(TypeError, match=r"matmul: a must be a float32 or float64 array, got dtype complex128"):
+    with pytest.raises(
+        TypeError, match=r"matmul: a must be a float32 or float64 array, got dtype complex128"
+    ):
         nf.matmul(np.ones((2, 2), complex), np.ones((2, 2)))
 
 
@@ -171,8 +180,11 @@ def test_matmul_matches_torch(rng):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    m=st.integers(0, 40), n=st.integers(0, 70), k=st.integers(0, 40),
-    sa=st.sampled_from([(1, 1), (2, 1), (1, 3)]), f32=st.booleans(),
+    m=st.integers(0, 40),
+    n=st.integers(0, 70),
+    k=st.integers(0, 40),
+    sa=st.sampled_from([(1, 1), (2, 1), (1, 3)]),
+    f32=st.booleans(),
 )
 def test_matmul_property_strided_views(m, n, k, sa, f32):
     rng = np.random.default_rng(m * 10007 + n * 101 + k)

@@ -30,6 +30,89 @@ def relu(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         Same shape and dtype as ``z``; NaN propagates.
     """
 
+def matmul(
+    a: FloatArray,
+    b: FloatArray,
+    out: FloatArray | None = None,
+    trans_a: bool = False,
+    trans_b: bool = False,
+) -> FloatArray:
+    """op(a) @ op(b) by nnfast's packed SIMD GEMM.
+
+    Parameters
+    ----------
+    a : ndarray, 2-D, float32 or float64, C-contiguous
+        ``(m, k)``, or ``(k, m)`` read transposed when ``trans_a``.
+    b : ndarray, 2-D, dtype of ``a``, C-contiguous
+        ``(k, n)``, or ``(n, k)`` read transposed when ``trans_b``.
+    out : ndarray, optional
+        ``(m, n)``, dtype of ``a``, C-contiguous, writeable, not overlapping ``a`` or ``b``.
+    trans_a, trans_b : bool
+        Read the operand transposed in place (no copy).
+
+    Returns
+    -------
+    ndarray
+        ``(m, n)``; bit-identical for any thread count.
+    """
+
+def dense(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None = None,
+    activation: str = "linear",
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """act(x @ w + b), bias and activation fused into the GEMM's store.
+
+    Parameters
+    ----------
+    x : ndarray, ``(batch, in_features)``, float32 or float64, C-contiguous
+    w : ndarray, ``(in_features, out_features)``, dtype of ``x``
+    b : ndarray, ``(out_features,)``, dtype of ``x``, optional
+    activation : {"linear", "relu", "sigmoid", "tanh", "softmax"}
+    out : ndarray, optional
+        ``(batch, out_features)``, dtype of ``x``, C-contiguous, writeable, no overlap.
+
+    Returns
+    -------
+    ndarray
+        ``(batch, out_features)``.
+    """
+
+def dense_backward(
+    x: FloatArray, w: FloatArray, a: FloatArray, grad_a: FloatArray, activation: str = "linear"
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Gradients of ``a = act(x @ w + b)`` given ``grad_a = dL/da``.
+
+    Parameters
+    ----------
+    x : ndarray, ``(batch, in_features)``
+    w : ndarray, ``(in_features, out_features)``
+    a : ndarray, ``(batch, out_features)``, the forward output
+    grad_a : ndarray, ``(batch, out_features)``
+    activation : {"linear", "relu", "sigmoid", "tanh", "softmax"}
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(grad_x (batch, in), grad_w (in, out), grad_b (out,))``, all of ``x``'s dtype.
+    """
+
+def _gemm(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    bias_row: FloatArray | None = None,
+    bias_col: FloatArray | None = None,
+    activation: str = "linear",
+) -> None:
+    """Testing hook for the C++ gemm_ex: c = act(alpha op(a) op(b) + beta c + bias), in place."""
+
 def set_num_threads(n: int) -> None:
     """Sets the number of kernel threads (1..4096, the calling thread included)."""
 

@@ -85,7 +85,9 @@ def _rows_dense() -> None:
     def _torch_wt(torch: Any, w: np.ndarray) -> Any:
         return torch.from_numpy(np.ascontiguousarray(w.T))  # torch.nn.functional.linear layout
 
-    def fwd(batch: int, fin: int, fout: int, act: str, dtype: Any) -> Callable[[Any], dict[str, Impl]]:
+    def fwd(
+        batch: int, fin: int, fout: int, act: str, dtype: Any
+    ) -> Callable[[Any], dict[str, Impl]]:
         def setup(torch: Any) -> dict[str, Impl]:
             r = _rng()
             x = r.standard_normal((batch, fin)).astype(dtype)
@@ -121,10 +123,15 @@ def _rows_dense() -> None:
 
             impls: dict[str, Impl] = {"nnfast": nnfast_step, "numpy": numpy_step}
             if torch is not None:
-                tx, tw, tb, tg = torch.from_numpy(x), _torch_wt(torch, w), torch.from_numpy(b), torch.from_numpy(g)
+                tx, tw, tb, tg = (
+                    torch.from_numpy(x),
+                    _torch_wt(torch, w),
+                    torch.from_numpy(b),
+                    torch.from_numpy(g),
+                )
 
                 def torch_step() -> Any:
-                    # Explicit ops (no autograd bookkeeping): torch's fastest way to the same gradients.
+                    # Explicit ops, no autograd bookkeeping: torch's fastest route.
                     a = torch.relu(torch.nn.functional.linear(tx, tw, tb))
                     dz = tg * (a > 0)
                     return dz @ tw, tx.t() @ dz, dz.sum(0)
@@ -151,11 +158,36 @@ def _rows_dense() -> None:
     for batch, fin, fout in [(256, 784, 512), (64, 784, 128)]:
         flops = 2.0 * batch * fin * fout
         shape = f"{batch}x{fin}x{fout}"
-        ROWS.append(Row(f"dense fwd+relu {shape} f32", "dense", fwd(batch, fin, fout, "relu", np.float32), flops=flops, notes=peak))
-        ROWS.append(Row(f"dense fwd+bwd relu {shape} f32", "dense", fwd_bwd(batch, fin, fout), flops=3 * flops, notes=peak))
+        ROWS.append(
+            Row(
+                f"dense fwd+relu {shape} f32",
+                "dense",
+                fwd(batch, fin, fout, "relu", np.float32),
+                flops=flops,
+                notes=peak,
+            )
+        )
+        ROWS.append(
+            Row(
+                f"dense fwd+bwd relu {shape} f32",
+                "dense",
+                fwd_bwd(batch, fin, fout),
+                flops=3 * flops,
+                notes=peak,
+            )
+        )
     for n in (256, 1024, 2048):
-        ROWS.append(Row(f"matmul {n}^3 f32", "dense", mm(n), flops=2.0 * n**3, quick=n < 2048, notes=peak))
-    ROWS.append(Row("dense tutorial XOR 8x2x4 sigmoid f64", "dense", fwd(8, 2, 4, "sigmoid", np.float64), flops=2.0 * 8 * 2 * 4))
+        ROWS.append(
+            Row(f"matmul {n}^3 f32", "dense", mm(n), flops=2.0 * n**3, quick=n < 2048, notes=peak)
+        )
+    ROWS.append(
+        Row(
+            "dense tutorial XOR 8x2x4 sigmoid f64",
+            "dense",
+            fwd(8, 2, 4, "sigmoid", np.float64),
+            flops=2.0 * 8 * 2 * 4,
+        )
+    )
 
 
 _rows_dense()

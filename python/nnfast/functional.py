@@ -42,6 +42,7 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- dense / GEMM
 
+
 def _fortran_2d(a: Any) -> bool:
     # A Fortran-ordered 2-D array is the transpose of a C-ordered one: the GEMM reads it
     # transposed in place instead of copying it.
