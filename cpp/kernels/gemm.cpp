@@ -57,10 +57,15 @@ struct Blocking<double> {
 #else
 template <typename T>
 struct Blocking {
-  static constexpr int MR = 4, NRV = 4;
-  static constexpr int64_t KC = 256, MC = 128, NC = 1024;
+  static constexpr int MR = 6, NRV = 2;
+  static constexpr int64_t KC = 256, MC = 120, NC = 1024;
 };
 #endif
+
+// Edge tiles run a kernel of MR/3, 2MR/3 or MR rows and 1 or NRV vectors, the smallest that
+// covers them, so a 256-row or 64-row product wastes no padded rows on a 12-row tile.
+template <typename T>
+constexpr int kRowStep = Blocking<T>::MR / 3;
 
 // Problems with at most this many multiply-adds skip packing (the tutorial's 8x2x4 batch).
 constexpr int64_t kSmallFlops = 8 * 1024;
@@ -183,32 +188,32 @@ inline void finish_reg(typename Simd<T>::Reg acc, T* c, int64_t lanes, T alpha, 
   }
 }
 
-// One MR x NR tile: acc = A_panel * B_panel over kc, then the epilogue into C (mr x nr valid).
-template <typename T, GemmActivation Act>
-inline void micro_tile(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c,
-                       int64_t ldc, int64_t mr, int64_t nr, T alpha, T beta, const T* bias_col,
-                       const T* bias_row, bool last) {
+// One tile of MRk rows x NRVk vectors: acc = A_panel * B_panel over kc (panels packed with MR /
+// NR strides), then the epilogue into C (mr x nr valid).
+template <typename T, GemmActivation Act, int MRk, int NRVk>
+void micro_tile(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c, int64_t ldc,
+                int64_t mr, int64_t nr, T alpha, T beta, const T* bias_col, const T* bias_row,
+                bool last) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
   constexpr int MR = Blocking<T>::MR;
-  constexpr int NRV = Blocking<T>::NRV;
-  constexpr int NR = NRV * W;
-  Reg acc[MR][NRV];
+  constexpr int NR = Blocking<T>::NRV * W;
+  Reg acc[MRk][NRVk];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < MRk; ++i) {
 #pragma GCC unroll 8
-    for (int v = 0; v < NRV; ++v) acc[i][v] = S::zero();
+    for (int v = 0; v < NRVk; ++v) acc[i][v] = S::zero();
   }
   for (int64_t p = 0; p < kc; ++p) {
-    Reg bv[NRV];
+    Reg bv[NRVk];
 #pragma GCC unroll 8
-    for (int v = 0; v < NRV; ++v) bv[v] = S::loadu(bp + v * W);
+    for (int v = 0; v < NRVk; ++v) bv[v] = S::loadu(bp + v * W);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < MRk; ++i) {
       const Reg av = S::set1(ap[i]);
 #pragma GCC unroll 8
-      for (int v = 0; v < NRV; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
+      for (int v = 0; v < NRVk; ++v) acc[i][v] = S::fmadd(av, bv[v], acc[i][v]);
     }
     ap += MR;
     bp += NR;
@@ -216,12 +221,39 @@ inline void micro_tile(int64_t kc, const T* __restrict ap, const T* __restrict b
   const bool scale = alpha != T(1);
   for (int64_t i = 0; i < mr; ++i) {
     const T brow = bias_row != nullptr && last ? bias_row[i] : T(0);
-    for (int v = 0; v < NRV; ++v) {
+    for (int v = 0; v < NRVk; ++v) {
       const int64_t lanes = nr - v * W;
       if (lanes <= 0) break;
       finish_reg<T, Act>(acc[i][v], c + i * ldc + v * W, lanes, alpha, beta, scale,
                          bias_col != nullptr ? bias_col + v * W : nullptr, brow, last);
     }
+  }
+}
+
+template <typename T, GemmActivation Act, int NRVk, typename... Args>
+inline void micro_tile_rows(int64_t mr, Args... args) {
+  constexpr int step = kRowStep<T>;
+  if (mr <= step) {
+    micro_tile<T, Act, step, NRVk>(args...);
+  } else if (mr <= 2 * step) {
+    micro_tile<T, Act, 2 * step, NRVk>(args...);
+  } else {
+    micro_tile<T, Act, 3 * step, NRVk>(args...);
+  }
+}
+
+// Runs the smallest tile kernel covering mr rows and nr columns.
+template <typename T, GemmActivation Act>
+inline void run_tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t mr,
+                     int64_t nr, T alpha, T beta, const T* bias_col, const T* bias_row,
+                     bool last) {
+  static_assert(Blocking<T>::NRV == 2 && Blocking<T>::MR % 3 == 0, "tile variants assume these");
+  if (nr <= Simd<T>::width) {
+    micro_tile_rows<T, Act, 1>(mr, kc, ap, bp, c, ldc, mr, nr, alpha, beta, bias_col, bias_row,
+                               last);
+  } else {
+    micro_tile_rows<T, Act, 2>(mr, kc, ap, bp, c, ldc, mr, nr, alpha, beta, bias_col, bias_row,
+                               last);
   }
 }
 
@@ -254,7 +286,7 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
             const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
-            micro_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
+            run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
                                P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
           }
         }
