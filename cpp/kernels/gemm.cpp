@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/gemm_epilogue.h"
 #include "kernels/simd.h"
@@ -123,6 +124,49 @@ void pack_a_block(const Problem<T>& P, int64_t i0, int64_t mc, int64_t p0, int64
   }
 }
 
+#if defined(NNFAST_SIMD_AVX512) || defined(NNFAST_SIMD_AVX2)
+// dst[i * ldd + j] = src[j * lds + i] for an 8 x 8 float block (AVX unpack/shuffle/permute).
+inline void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {
+    r[h + 0] = _mm256_shuffle_ps(t[h + 0], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[h + 1] = _mm256_shuffle_ps(t[h + 0], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
+// Transposes rows x cols of src (row stride lds) into dst (row stride ldd): dst[p][c] = src[c][p].
+template <typename T>
+inline void transpose_block(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                            int64_t ldd) {
+  int64_t c = 0;
+#if defined(NNFAST_SIMD_AVX512) || defined(NNFAST_SIMD_AVX2)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; c + 8 <= rows; c += 8) {
+      int64_t p = 0;
+      for (; p + 8 <= cols; p += 8) transpose_8x8(src + c * lds + p, lds, dst + p * ldd + c, ldd);
+      for (; p < cols; ++p) {
+        for (int64_t cc = c; cc < c + 8; ++cc) dst[p * ldd + cc] = src[cc * lds + p];
+      }
+    }
+  }
+#endif
+  for (; c < rows; ++c) {
+    for (int64_t p = 0; p < cols; ++p) dst[p * ldd + c] = src[c * lds + p];
+  }
+}
+
 // op(B)[p0:p0+kc, j0:j0+nc] -> NR-column micro-panels, each kc x NR (k-major), zero-padded.
 template <typename T>
 void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64_t nc, T* bp) {
@@ -151,14 +195,16 @@ void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64
         }
       }
     } else {
-      // B is stored n x k: each of the nr rows of B is contiguous along k.
+      // B is stored n x k: each of the nr rows of B is contiguous along k. Transposed in
+      // 16-deep slices so the slice of the panel being written stays in L1.
       const T* src = P.b + (j0 + jr) * P.ldb + p0;
-      for (int64_t c = 0; c < nr; ++c) {
-        const T* row = src + c * P.ldb;
-        for (int64_t p = 0; p < kc; ++p) dst[p * NR + c] = row[p];
-      }
-      for (int64_t c = nr; c < NR; ++c) {
-        for (int64_t p = 0; p < kc; ++p) dst[p * NR + c] = T(0);
+      constexpr int64_t kSlice = 16;
+      for (int64_t q = 0; q < kc; q += kSlice) {
+        const int64_t qn = std::min(kSlice, kc - q);
+        transpose_block(src + q, P.ldb, nr, qn, dst + q * NR, NR);
+        for (int64_t c = nr; c < NR; ++c) {
+          for (int64_t p = 0; p < qn; ++p) dst[(q + p) * NR + c] = T(0);
+        }
       }
     }
   }
