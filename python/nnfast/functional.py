@@ -43,6 +43,13 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
 # ----------------------------------------------------------------------------- dense / GEMM
 
 
+# NOTE: the bindings check everything before touching data, so calling them first and falling
+# back to the conversion policy on TypeError/ValueError is safe; it keeps a tiny layer's call
+# (the tutorial's 8x2x4 batch) as cheap as np.dot. Errors the conversion cannot fix are raised
+# again, unchained, by the second call.
+_CONVERTIBLE = (TypeError, ValueError)
+
+
 def _fortran_2d(a: Any) -> bool:
     # A Fortran-ordered 2-D array is the transpose of a C-ordered one: the GEMM reads it
     # transposed in place instead of copying it.
@@ -74,6 +81,11 @@ def matmul(a: Any, b: Any, out: np.ndarray | None = None) -> np.ndarray:
     numpy.ndarray
         ``(m, n)``, the inputs' (promoted) dtype. Bit-identical for any thread count.
     """
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        try:
+            return _core.matmul(a, b, out)
+        except _CONVERTIBLE:
+            pass
     ta, tb = _fortran_2d(a), _fortran_2d(b)
     a2, b2 = as_float_arrays("matmul", a=a.T if ta else a, b=b.T if tb else b)
     return _core.matmul(a2, b2, out, ta, tb)
@@ -104,6 +116,11 @@ def dense(
     """
     if activation is None:
         activation = "linear"
+    if type(x) is np.ndarray and type(w) is np.ndarray:
+        try:
+            return _core.dense(x, w, b, activation, out)
+        except _CONVERTIBLE:
+            pass
     if b is None:
         x2, w2 = as_float_arrays("dense", x=x, w=w)
         b2 = None
@@ -142,5 +159,10 @@ def dense_backward(
     """
     if activation is None:
         activation = "linear"
+    if type(x) is np.ndarray:
+        try:
+            return _core.dense_backward(x, w, a, grad_a, activation)
+        except _CONVERTIBLE:
+            pass
     x2, w2, a2, g2 = as_float_arrays("dense_backward", x=x, w=w, a=a, grad_a=grad_a)
     return _core.dense_backward(x2, w2, a2, g2, activation)
