@@ -86,8 +86,9 @@ int64_t max_block_rows(int64_t kc) {
 
 // Problems with at most this many multiply-adds skip packing (the tutorial's 8x2x4 batch).
 constexpr int64_t kSmallFlops = 8 * 1024;
-// Below this many multiply-adds one thread does the whole product.
-constexpr int64_t kParallelFlops = 1 << 18;
+// Below this many multiply-adds (~10-20 us on one core) one thread does the whole product: waking
+// a pool thread costs several microseconds even on an idle core.
+constexpr int64_t kParallelFlops = 1 << 20;
 
 template <typename T>
 struct Problem {
@@ -401,6 +402,18 @@ struct Grid {
   int64_t tm, tn;
 };
 
+// Largest extent of the parts when `panels` panels of `step` covering `size` are split into
+// `parts` contiguous runs as gemm_run does ([panels * t / parts, panels * (t + 1) / parts)).
+inline int64_t largest_part(int64_t size, int64_t step, int64_t panels, int64_t parts) {
+  int64_t largest = 0;
+  for (int64_t t = 0; t < parts; ++t) {
+    const int64_t lo = std::min(size, panels * t / parts * step);
+    const int64_t hi = std::min(size, panels * (t + 1) / parts * step);
+    largest = std::max(largest, hi - lo);
+  }
+  return largest;
+}
+
 // The tm x tn split of C (tm * tn <= threads) whose largest part costs least: its multiply-adds
 // (one vector FMA per cycle) plus one unit per packed element; ties go to fewer threads.
 template <typename T>
@@ -415,11 +428,12 @@ Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
       if (count % tm != 0) continue;
       const int64_t tn = count / tm;
       if ((rows_only && tn != 1) || tm > pm || tn > pn) continue;
-      const double rows = static_cast<double>(ceil_div(pm, tm) * MR);
-      const double cols = static_cast<double>(ceil_div(pn, tn) * NR);
+      // Edge tiles run kernels of MR/3-row and one-vector granularity (see run_tile).
+      const double rows = static_cast<double>(round_up(largest_part(m, MR, pm, tm), kRowStep<T>));
+      const double cols = static_cast<double>(round_up(largest_part(n, NR, pn, tn), Simd<T>::width));
       const double cost = rows * cols * static_cast<double>(k) / Simd<T>::width +
                           static_cast<double>(k) * (rows + cols);
-      if (best_cost < 0 || cost < best_cost) {
+      if (best_cost < 0 || cost < best_cost * 0.999) {
         best_cost = cost;
         best = Grid{tm, tn};
       }
