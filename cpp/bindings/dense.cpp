@@ -1,10 +1,11 @@
 // Bindings of the GEMM and the dense layer.
+#include "kernels/dense.h"
+
 #include <string>
 #include <type_traits>
 
 #include "bindings/common.h"
 #include "bindings/families.h"
-#include "kernels/dense.h"
 #include "kernels/gemm.h"
 
 namespace nnfast {
@@ -71,9 +72,9 @@ py::array dense(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle
   require_ndim(w, 2, fn, "w", "(in_features, out_features)");
   const int64_t batch = x.shape(0), in = x.shape(1), outf = w.shape(1);
   if (w.shape(0) != in) {
-    throw py::value_error(std::string(fn) + ": w must have shape (in_features, out_features) with " +
-                          "in_features = x.shape[1] = " + std::to_string(in) + ", got " +
-                          shape_str(w));
+    throw py::value_error(
+        std::string(fn) + ": w must have shape (in_features, out_features) with " +
+        "in_features = x.shape[1] = " + std::to_string(in) + ", got " + shape_str(w));
   }
   py::array b;
   const bool has_bias = !b_obj.is_none();
@@ -111,9 +112,9 @@ py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
   require_ndim(w, 2, fn, "w", "(in_features, out_features)");
   const int64_t batch = x.shape(0), in = x.shape(1), outf = w.shape(1);
   if (w.shape(0) != in) {
-    throw py::value_error(std::string(fn) + ": w must have shape (in_features, out_features) with " +
-                          "in_features = x.shape[1] = " + std::to_string(in) + ", got " +
-                          shape_str(w));
+    throw py::value_error(
+        std::string(fn) + ": w must have shape (in_features, out_features) with " +
+        "in_features = x.shape[1] = " + std::to_string(in) + ", got " + shape_str(w));
   }
   require_shape(a, {batch, outf}, fn, "a", "(batch, out_features)");
   require_shape(ga, {batch, outf}, fn, "grad_a", "(batch, out_features)");

@@ -37,14 +37,15 @@ inline typename Simd<T>::Reg activation_grad(typename Simd<T>::Reg a, typename S
 // dz (batch x out) and grad_b = column sums of dz, summed down the rows in order (the result
 // does not depend on how columns are split between threads).
 template <GemmActivation Act, typename T>
-void dz_and_bias_grad(const T* a, const T* ga, const T* row_dot, T* dz, T* grad_b,
-                      int64_t batch, int64_t out) {
+void dz_and_bias_grad(const T* a, const T* ga, const T* row_dot, T* dz, T* grad_b, int64_t batch,
+                      int64_t out) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
   constexpr int V = static_cast<int>(kColumnBlock<T> / W);
   const int64_t blocks = (out + kColumnBlock<T> - 1) / kColumnBlock<T>;
-  const int64_t grain = std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, batch * kColumnBlock<T>));
+  const int64_t grain =
+      std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, batch * kColumnBlock<T>));
   runtime::parallel_for(blocks, grain, [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t j0 = blk * kColumnBlock<T>;
@@ -110,8 +111,8 @@ void softmax_row_dots(const T* a, const T* ga, T* row_dot, int64_t batch, int64_
 }  // namespace
 
 template <typename T>
-void dense_forward(const T* x, const T* w, const T* b, T* a, int64_t batch, int64_t in,
-                   int64_t out, GemmActivation act) {
+void dense_forward(const T* x, const T* w, const T* b, T* a, int64_t batch, int64_t in, int64_t out,
+                   GemmActivation act) {
   GemmEpilogue<T> ep;
   ep.bias_col = b;
   ep.activation = act;
@@ -131,39 +132,46 @@ void dense_backward(const T* x, const T* w, const T* a, const T* grad_a, T* grad
   T* row_dot = nullptr;
   if (act != GemmActivation::linear) {
     const size_t elems = static_cast<size_t>(batch * out) + static_cast<size_t>(batch) + 64;
-    dz = static_cast<T*>(runtime::thread_workspace(runtime::WorkspaceSlot::dense, elems * sizeof(T)));
+    dz = static_cast<T*>(
+        runtime::thread_workspace(runtime::WorkspaceSlot::dense, elems * sizeof(T)));
     row_dot = dz + batch * out;
   }
   switch (act) {
     case GemmActivation::relu:
-      dz_and_bias_grad<GemmActivation::relu>(a, grad_a, static_cast<const T*>(nullptr), dz, grad_b, batch, out);
+      dz_and_bias_grad<GemmActivation::relu>(a, grad_a, static_cast<const T*>(nullptr), dz, grad_b,
+                                             batch, out);
       break;
     case GemmActivation::sigmoid:
-      dz_and_bias_grad<GemmActivation::sigmoid>(a, grad_a, static_cast<const T*>(nullptr), dz, grad_b, batch, out);
+      dz_and_bias_grad<GemmActivation::sigmoid>(a, grad_a, static_cast<const T*>(nullptr), dz,
+                                                grad_b, batch, out);
       break;
     case GemmActivation::tanh:
-      dz_and_bias_grad<GemmActivation::tanh>(a, grad_a, static_cast<const T*>(nullptr), dz, grad_b, batch, out);
+      dz_and_bias_grad<GemmActivation::tanh>(a, grad_a, static_cast<const T*>(nullptr), dz, grad_b,
+                                             batch, out);
       break;
     case GemmActivation::softmax:
       softmax_row_dots(a, grad_a, row_dot, batch, out);
-      dz_and_bias_grad<GemmActivation::softmax>(a, grad_a, static_cast<const T*>(row_dot), dz, grad_b, batch, out);
+      dz_and_bias_grad<GemmActivation::softmax>(a, grad_a, static_cast<const T*>(row_dot), dz,
+                                                grad_b, batch, out);
       break;
     default:
-      dz_and_bias_grad<GemmActivation::linear>(a, grad_a, static_cast<const T*>(nullptr), dz, grad_b, batch, out);
+      dz_and_bias_grad<GemmActivation::linear>(a, grad_a, static_cast<const T*>(nullptr), dz,
+                                               grad_b, batch, out);
       break;
   }
   // grad_w (in x out) = x^T (in x batch) dz (batch x out); grad_x (batch x in) = dz w^T.
-  NNFAST_ISA_NS::gemm_ex<T>(true, false, in, out, batch, T(1), x, in, dz, out, T(0), grad_w, out, GemmEpilogue<T>{});
-  NNFAST_ISA_NS::gemm_ex<T>(false, true, batch, in, out, T(1), dz, out, w, out, T(0), grad_x, in, GemmEpilogue<T>{});
+  NNFAST_ISA_NS::gemm_ex<T>(true, false, in, out, batch, T(1), x, in, dz, out, T(0), grad_w, out,
+                            GemmEpilogue<T>{});
+  NNFAST_ISA_NS::gemm_ex<T>(false, true, batch, in, out, T(1), dz, out, w, out, T(0), grad_x, in,
+                            GemmEpilogue<T>{});
 }
 
 template void dense_forward<float>(const float*, const float*, const float*, float*, int64_t,
                                    int64_t, int64_t, GemmActivation);
 template void dense_forward<double>(const double*, const double*, const double*, double*, int64_t,
                                     int64_t, int64_t, GemmActivation);
-template void dense_backward<float>(const float*, const float*, const float*, const float*,
-                                    float*, float*, float*, int64_t, int64_t, int64_t,
-                                    GemmActivation);
+template void dense_backward<float>(const float*, const float*, const float*, const float*, float*,
+                                    float*, float*, int64_t, int64_t, int64_t, GemmActivation);
 template void dense_backward<double>(const double*, const double*, const double*, const double*,
                                      double*, double*, double*, int64_t, int64_t, int64_t,
                                      GemmActivation);

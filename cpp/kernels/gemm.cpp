@@ -83,7 +83,6 @@ int64_t max_block_rows(int64_t kc) {
   return std::max<int64_t>(MR, std::min<int64_t>(Blocking<T>::MC, fit / MR * MR));
 }
 
-
 // Problems with at most this many multiply-adds skip packing (the tutorial's 8x2x4 batch).
 constexpr int64_t kSmallFlops = 8 * 1024;
 // Below this many multiply-adds (~10-20 us on one core) one thread does the whole product: waking
@@ -198,7 +197,8 @@ void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64
       const T* src = P.b + p0 * P.ldb + j0 + jr;
       if (nr == NR) {
         for (int64_t p = 0; p < kc; ++p) {
-          for (int v = 0; v < NRV; ++v) S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
+          for (int v = 0; v < NRV; ++v)
+            S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
         }
       } else {
         for (int64_t p = 0; p < kc; ++p) {
@@ -229,8 +229,8 @@ void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64
 
 // Finishes one register of C (lanes valid lanes at c): alpha, beta, bias, activation, store.
 template <typename T, GemmActivation Act>
-inline void finish_reg(typename Simd<T>::Reg acc, T* c, int64_t lanes, T alpha, T beta,
-                       bool scale, const T* bias_col, T bias_row, bool last) {
+inline void finish_reg(typename Simd<T>::Reg acc, T* c, int64_t lanes, T alpha, T beta, bool scale,
+                       const T* bias_col, T bias_row, bool last) {
   using S = Simd<T>;
   constexpr int W = S::width;
   const bool full = lanes >= W;
@@ -240,7 +240,8 @@ inline void finish_reg(typename Simd<T>::Reg acc, T* c, int64_t lanes, T alpha, 
     r = beta == T(1) ? S::add(r, old) : S::fmadd(S::set1(beta), old, r);
   }
   if (last) {
-    if (bias_col != nullptr) r = S::add(r, full ? S::loadu(bias_col) : S::load_partial(bias_col, lanes));
+    if (bias_col != nullptr)
+      r = S::add(r, full ? S::loadu(bias_col) : S::load_partial(bias_col, lanes));
     if (bias_row != T(0)) r = S::add(r, S::set1(bias_row));
     r = epi::activate<Act, T>(r);
   }
@@ -308,8 +309,7 @@ inline void micro_tile_rows(int64_t mr, Args... args) {
 // Runs the smallest tile kernel covering mr rows and nr columns.
 template <typename T, GemmActivation Act>
 inline void run_tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t mr,
-                     int64_t nr, T alpha, T beta, const T* bias_col, const T* bias_row,
-                     bool last) {
+                     int64_t nr, T alpha, T beta, const T* bias_col, const T* bias_row, bool last) {
   static_assert(Blocking<T>::NRV == 2 && Blocking<T>::MR % 3 == 0, "tile variants assume these");
   if (nr <= Simd<T>::width) {
     micro_tile_rows<T, Act, 1>(mr, kc, ap, bp, c, ldc, mr, nr, alpha, beta, bias_col, bias_row,
@@ -350,7 +350,7 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
             const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
             run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
-                               P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
+                             P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
           }
         }
       }
@@ -376,7 +376,8 @@ void gemm_small(const Problem<T>& P) {
         for (int64_t p = 0; p < P.k; ++p) {
           const T aip = P.trans_a ? P.a[p * P.lda + i] : P.a[i * P.lda + p];
           const T* brow_p = P.b + p * P.ldb + j;
-          acc = S::fmadd(S::set1(aip), lanes == W ? S::loadu(brow_p) : S::load_partial(brow_p, lanes), acc);
+          acc = S::fmadd(S::set1(aip),
+                         lanes == W ? S::loadu(brow_p) : S::load_partial(brow_p, lanes), acc);
         }
       } else {
         alignas(64) T tmp[W] = {};
@@ -430,7 +431,8 @@ Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
       if ((rows_only && tn != 1) || tm > pm || tn > pn) continue;
       // Edge tiles run kernels of MR/3-row and one-vector granularity (see run_tile).
       const double rows = static_cast<double>(round_up(largest_part(m, MR, pm, tm), kRowStep<T>));
-      const double cols = static_cast<double>(round_up(largest_part(n, NR, pn, tn), Simd<T>::width));
+      const double cols =
+          static_cast<double>(round_up(largest_part(n, NR, pn, tn), Simd<T>::width));
       const double cost = rows * cols * static_cast<double>(k) / Simd<T>::width +
                           static_cast<double>(k) * (rows + cols);
       if (best_cost < 0 || cost < best_cost * 0.999) {
@@ -508,8 +510,8 @@ void gemm_ex(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alph
 template void gemm_ex<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                              const float*, int64_t, float, float*, int64_t,
                              const GemmEpilogue<float>&);
-template void gemm_ex<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
-                              int64_t, const double*, int64_t, double, double*, int64_t,
+template void gemm_ex<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                              const double*, int64_t, double, double*, int64_t,
                               const GemmEpilogue<double>&);
 
 }  // namespace NNFAST_ISA_NS

@@ -1,4 +1,5 @@
-// General matrix multiply, C = act(alpha * op(A) * op(B) + beta * C + bias), declared for every ISA.
+// General matrix multiply, C = act(alpha * op(A) * op(B) + beta * C + bias), declared for every
+// ISA.
 //
 // Row-major throughout: op(A) is m x k, op(B) is k x n, C is m x n with leading dimensions (row
 // strides, in elements) lda, ldb, ldc. trans_a means A is stored k x m (op(A) = A^T, read in
@@ -25,13 +26,13 @@ struct GemmEpilogue {
   GemmActivation activation = GemmActivation::linear;
 };
 
-#define NNFAST_DECLARE_GEMM(isa)                                                             \
-  namespace isa {                                                                            \
-  /* C = act(alpha op(A) op(B) + beta C + bias); may throw std::bad_alloc (packing space). */ \
-  template <typename T>                                                                      \
-  void gemm_ex(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha,         \
-               const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,  \
-               const GemmEpilogue<T>& epilogue);                                             \
+#define NNFAST_DECLARE_GEMM(isa)                                                                 \
+  namespace isa {                                                                                \
+  /* C = act(alpha op(A) op(B) + beta C + bias); may throw std::bad_alloc (packing space). */    \
+  template <typename T>                                                                          \
+  void gemm_ex(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a, \
+               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,                  \
+               const GemmEpilogue<T>& epilogue);                                                 \
   }
 
 NNFAST_FOR_EACH_ISA(NNFAST_DECLARE_GEMM)

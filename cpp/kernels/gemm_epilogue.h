@@ -21,8 +21,8 @@ inline __m512 scale_pow2(__m512 x, __m512 n) { return _mm512_scalef_ps(x, n); }
 inline __m512d scale_pow2(__m512d x, __m512d n) { return _mm512_scalef_pd(x, n); }
 #elif defined(NNFAST_SIMD_AVX2)
 inline __m256 scale_pow2(__m256 x, __m256 n) {
-  const __m256i e = _mm256_slli_epi32(
-      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(x, _mm256_castsi256_ps(e));
 }
 inline __m256d scale_pow2(__m256d x, __m256d n) {
