@@ -32,7 +32,7 @@ py::array elementwise(const char* fn, py::handle z_obj, py::object out) {
 
 }  // namespace
 
-void register_activations(py::module_& m) {
+NNFAST_REGISTER_FAMILY(activations) {
   m.def(
       "relu",
       [](py::handle z, py::object out) {

@@ -188,7 +188,7 @@ void gemm_inplace(py::handle a_obj, py::handle b_obj, py::handle c_obj, double a
 
 }  // namespace
 
-void register_dense(py::module_& m) {
+NNFAST_REGISTER_FAMILY(dense) {
   m.def("matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
         py::arg("trans_a") = false, py::arg("trans_b") = false,
         "op(a) @ op(b) for 2-D float arrays; trans_a/trans_b read a/b transposed in place.");

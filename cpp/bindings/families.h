@@ -1,4 +1,6 @@
-// One registration function per binding file; module.cpp calls each once.
+// Binding families register themselves: each cpp/bindings/<family>.cpp defines
+// `NNFAST_REGISTER_FAMILY(name) { m.def(...); }` and module.cpp runs every registered family once,
+// in name order. Adding a family touches no shared file.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -6,9 +8,19 @@
 namespace nnfast {
 namespace bind {
 
-void register_runtime(pybind11::module_& m);
-void register_activations(pybind11::module_& m);
-void register_dense(pybind11::module_& m);
+using RegisterFn = void (*)(pybind11::module_&);
+
+// Records a family's registration function (called from a static initialiser); returns true.
+bool add_family(const char* name, RegisterFn fn);
+
+// Runs every recorded family's registration function on m, sorted by name.
+void register_families(pybind11::module_& m);
 
 }  // namespace bind
 }  // namespace nnfast
+
+#define NNFAST_REGISTER_FAMILY(name)                                                         \
+  static void nnfast_register_##name(pybind11::module_& m);                                  \
+  static const bool nnfast_family_##name =                                                   \
+      ::nnfast::bind::add_family(#name, &nnfast_register_##name);                            \
+  static void nnfast_register_##name(pybind11::module_& m)

@@ -13,7 +13,7 @@
 namespace nnfast {
 namespace bind {
 
-void register_runtime(py::module_& m) {
+NNFAST_REGISTER_FAMILY(runtime) {
   m.def(
       "set_num_threads",
       [](py::object n) {

@@ -7,19 +7,10 @@ networks, datasets, plots and the command line.
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, functional
 from ._runtime import config, get_num_threads, set_num_threads
-from .functional import dense, dense_backward, matmul, relu
+from .functional import *  # noqa: F403  (the kernels; functional.__all__ lists them)
 
 __version__: str = _core.__version__
 
-__all__ = [
-    "__version__",
-    "config",
-    "dense",
-    "dense_backward",
-    "get_num_threads",
-    "matmul",
-    "relu",
-    "set_num_threads",
-]
+__all__ = ["__version__", "config", "get_num_threads", "set_num_threads", *functional.__all__]

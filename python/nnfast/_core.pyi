@@ -30,6 +30,10 @@ def relu(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         Same shape and dtype as ``z``; NaN propagates.
     """
 
+# ---- losses (issue 3)
+
+# ---- dense / GEMM
+
 def matmul(
     a: FloatArray,
     b: FloatArray,
@@ -112,6 +116,12 @@ def _gemm(
     activation: str = "linear",
 ) -> None:
     """Testing hook for the C++ gemm_ex: c = act(alpha op(a) op(b) + beta c + bias), in place."""
+
+# ---- convolution and pooling (issue 5)
+
+# ---- optimizers (issue 6)
+
+# ---- runtime
 
 def set_num_threads(n: int) -> None:
     """Sets the number of kernel threads (1..4096, the calling thread included)."""

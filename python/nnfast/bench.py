@@ -193,6 +193,10 @@ def _rows_dense() -> None:
 _rows_dense()
 
 
+# (issue 3: _rows_losses; issue 5: _rows_conv, _rows_pool; issue 6: _rows_training go below,
+# each a function followed by its call)
+
+
 def _time_once(fn: Impl, inner: int) -> float:
     t0 = time.perf_counter()
     for _ in range(inner):

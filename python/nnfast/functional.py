@@ -14,12 +14,18 @@ import numpy as np
 from . import _core
 from ._convert import as_float_array, as_float_arrays
 
-__all__ = ["dense", "dense_backward", "matmul", "relu"]
+# NOTE: each section below extends __all__ itself, so families add functions without touching a
+# shared list; nnfast/__init__.py re-exports everything listed here.
+__all__: list[str] = []
 
 
 def _scalar_if_0d(y: np.ndarray, out: Any) -> Any:
     # Like a NumPy ufunc, a 0-d input gives a NumPy scalar unless the caller passed out=.
     return y[()] if out is None and y.ndim == 0 else y
+
+
+# ----------------------------------------------------------------------------- activations
+__all__ += ["relu"]
 
 
 def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
@@ -40,7 +46,12 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
     return _scalar_if_0d(_core.relu(as_float_array(z, "relu", "z"), out), out)
 
 
+# ----------------------------------------------------------------------------- losses
+# (issue 3: mse_loss, binary_cross_entropy, softmax_cross_entropy and gradients go here)
+
+
 # ----------------------------------------------------------------------------- dense / GEMM
+__all__ += ["dense", "dense_backward", "matmul"]
 
 
 # NOTE: the bindings check everything before touching data, so calling them first and falling
@@ -166,3 +177,15 @@ def dense_backward(
             pass
     x2, w2, a2, g2 = as_float_arrays("dense_backward", x=x, w=w, a=a, grad_a=grad_a)
     return _core.dense_backward(x2, w2, a2, g2, activation)
+
+
+# ----------------------------------------------------------------------------- convolution
+# (issue 5: conv2d, conv2d_backward go here)
+
+
+# ----------------------------------------------------------------------------- pooling
+# (issue 5: max_pool2d, max_pool2d_backward, flatten go here)
+
+
+# ----------------------------------------------------------------------------- optimizers
+# (issue 6: in-place parameter updates go here)
