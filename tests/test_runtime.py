@@ -116,12 +116,23 @@ def test_set_num_threads_round_trip():
 @pytest.mark.parametrize(
     "bad, exc, msg",
     [
-        (0, ValueError, r"set_num_threads: n must be between 1 and 4096, got 0"),
-        (-1, ValueError, r"set_num_threads: n must be between 1 and 4096, got -1"),
-        (10**6, ValueError, r"set_num_threads: n must be between 1 and 4096, got 1000000"),
-        (2.0, TypeError, r"set_num_threads: n must be an int, got float"),
-        (True, TypeError, r"set_num_threads: n must be an int, got bool"),
-        ("2", TypeError, r"set_num_threads: n must be an int, got str"),
+        (0, ValueError, r"set_num_threads: n must be in \[1, 4096\], got 0$"),
+        (-1, ValueError, r"set_num_threads: n must be in \[1, 4096\], got -1$"),
+        (10**6, ValueError, r"set_num_threads: n must be in \[1, 4096\], got 1000000$"),
+        (
+            2**70,
+            ValueError,
+            r"set_num_threads: n must be in \[1, 4096\], got 1180591620717411303424$",
+        ),
+        (
+            -(2**70),
+            ValueError,
+            r"set_num_threads: n must be in \[1, 4096\], got -1180591620717411303424$",
+        ),
+        (2.0, TypeError, r"set_num_threads: n must be an integer, got float$"),
+        (True, TypeError, r"set_num_threads: n must be an integer, got bool$"),
+        ("2", TypeError, r"set_num_threads: n must be an integer, got str$"),
+        (None, TypeError, r"set_num_threads: n must be an integer, got NoneType$"),
     ],
 )
 def test_set_num_threads_rejects(bad, exc, msg):

@@ -70,6 +70,24 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
   }
 }
 
+int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi) {
+  const std::string where = std::string(fn) + ": " + arg;
+  if (py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr())) {
+    throw py::type_error(where + " must be an integer, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+  if (!value) throw py::error_already_set();
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  if (overflow == 0 && v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow != 0 || v < lo || v > hi) {
+    throw py::value_error(where + " must be in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "], got " + std::string(py::str(value)));
+  }
+  return static_cast<int64_t>(v);
+}
+
 int64_t checked_product(const Shape& shape, const char* fn, const char* what) {
   // Bytes must fit in a signed 64-bit count too, so cap elements at 2^63 / 8.
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max() / 8;

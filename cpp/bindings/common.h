@@ -45,6 +45,11 @@ void require_same_dtype(const py::array& a, const char* a_name, const py::array&
 // Checks a.ndim() == ndim; `dims` describes the axes, e.g. "(N, C, H, W)".
 void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg, const char* dims);
 
+// A Python int (bool excluded; NumPy integer scalars accepted) as int64 within [lo, hi]. Raises
+// TypeError for other types and ValueError naming fn/arg with the allowed range when out of range
+// (a huge int such as 2**70 included).
+int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi);
+
 // Product of sizes, raising ValueError if it overflows int64 or exceeds what can be addressed.
 int64_t checked_product(const Shape& shape, const char* fn, const char* what);
 

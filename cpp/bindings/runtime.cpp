@@ -17,15 +17,7 @@ NNFAST_REGISTER_FAMILY(runtime) {
   m.def(
       "set_num_threads",
       [](py::object n) {
-        if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n)) {
-          throw py::type_error("set_num_threads: n must be an int, got " +
-                               py::str(py::type::handle_of(n).attr("__name__")).cast<std::string>());
-        }
-        const long long v = n.cast<long long>();
-        if (v < 1 || v > 4096) {
-          throw py::value_error("set_num_threads: n must be between 1 and 4096, got " +
-                                std::to_string(v));
-        }
+        const int64_t v = require_int(n, "set_num_threads", "n", 1, 4096);
         py::gil_scoped_release release;
         runtime::set_num_threads(static_cast<int>(v));
       },
