@@ -221,6 +221,44 @@ def _rows_dense() -> None:
 _rows_dense()
 
 
+def _rows_losses() -> None:
+    from . import reference as ref
+
+    rows, cols = 256, 1000
+
+    def ce_setup(torch: Any) -> dict[str, Impl]:
+        r = _rng()
+        z = r.standard_normal((rows, cols), dtype=np.float32)
+        y = r.integers(0, cols, rows)
+        dst = np.empty_like(z)
+        impls: dict[str, Impl] = {
+            "nnfast": lambda: F.softmax_cross_entropy(z, y),
+            "numpy": lambda: ref.softmax_cross_entropy(z, y),
+            "copy": lambda: np.copyto(dst, z),
+        }
+        if torch is not None:
+            tz, ty = torch.from_numpy(z), torch.from_numpy(y)
+            idx = torch.arange(rows)
+
+            def torch_ce() -> Any:
+                # Loss and gradient without autograd bookkeeping: torch's fastest route.
+                lsm = torch.log_softmax(tz, dim=1)
+                loss = -lsm[idx, ty].mean()
+                g = lsm.exp_()
+                g[idx, ty] -= 1
+                return loss, g.div_(rows)
+
+            impls["torch"] = torch_ce
+        return impls
+
+    ROWS.append(
+        Row("softmax cross-entropy 256x1000 f32", "losses", ce_setup, bytes=8.0 * rows * cols)
+    )
+
+
+_rows_losses()
+
+
 # (issue 3: _rows_losses; issue 5: _rows_conv, _rows_pool; issue 6: _rows_training go below,
 # each a function followed by its call)
 
