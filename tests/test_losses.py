@@ -322,3 +322,17 @@ def test_softmax_cross_entropy_bad_logits():
         match=r"softmax_cross_entropy: logits must be a float32 or float64 array, got dtype complex128",
     ):
         nf.softmax_cross_entropy(np.zeros((2, 3), complex), np.array([0, 0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_log_accuracy_over_the_range(isa, dtype, rng):
+    # The vectorised log/log1p in double: each term within a few ulps, tiny p and 1 - p included.
+    p = np.exp(-rng.uniform(0, 99, 4001)).astype(dtype)
+    for t in (np.ones_like(p), np.zeros_like(p)):
+        for i in range(0, p.size, 97):
+            got = nf.binary_cross_entropy(p[i : i + 1], t[i : i + 1])
+            want = ref.binary_cross_entropy(p[i : i + 1].astype(np.float64), t[i : i + 1])
+            assert got == pytest.approx(want, rel=4e-16, abs=1e-300)
+    bad = np.array([np.nan, 1.5, -0.5, 0.5], dtype)
+    for i in range(3):
+        assert np.isnan(nf.binary_cross_entropy(bad[i : i + 1], np.ones(1, dtype)))

@@ -44,7 +44,9 @@ void map2(const T* a, const T* b, T* c, int64_t n, Op op) {
   using S = Simd<T>;
   runtime::parallel_for(n, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
     int64_t i = i0;
-    for (; i + S::width <= i1; i += S::width) S::storeu(c + i, op(S::loadu(a + i), S::loadu(b + i)));
+    for (; i + S::width <= i1; i += S::width) {
+      S::storeu(c + i, op(S::loadu(a + i), S::loadu(b + i)));
+    }
     if (i < i1) {
       S::store_partial(c + i, op(S::load_partial(a + i, i1 - i), S::load_partial(b + i, i1 - i)),
                        i1 - i);
@@ -106,17 +108,28 @@ void mse_grad(const T* p, const T* t, T* g, int64_t n, T scale) {
 
 template <typename T>
 double bce_sum(const T* p, const T* t, int64_t n) {
-  // In double, log terms clamped at -100 like PyTorch; log1p keeps log(1 - p) accurate for
-  // small p. std::max keeps a NaN p (its first operand) so NaN propagates.
+  // Scalar spec: s += t max(log p, -100) + (1 - t) max(log1p(-p), -100), in double (log1p keeps
+  // log(1 - p) accurate for small p). max(-100, v) returns a NaN v (x86 semantics): NaN
+  // propagates.
+  const auto clamp = D::set1(-100.0), one = D::set1(1.0);
+  auto term = [&](D::Reg pd, D::Reg td) {
+    const auto lp = D::max(clamp, vmath::log(pd));
+    const auto l1p = D::max(clamp, vmath::log1p(D::neg(pd)));
+    return D::fmadd(td, lp, D::mul(D::sub(one, td), l1p));
+  };
   const double sum = blocked_sum(n, [&](int64_t i0, int64_t i1) {
-    double s = 0.0;
-    for (int64_t i = i0; i < i1; ++i) {
-      const double pd = p[i], td = t[i];
-      const double lp = std::max(std::log(pd), -100.0);
-      const double l1p = std::max(std::log1p(-pd), -100.0);
-      s += td * lp + (1.0 - td) * l1p;
+    auto a0 = D::zero(), a1 = D::zero();
+    int64_t i = i0;
+    for (; i + 2 * D::width <= i1; i += 2 * D::width) {
+      a0 = D::add(a0, term(D::load_from(p + i), D::load_from(t + i)));
+      a1 = D::add(a1, term(D::load_from(p + i + D::width), D::load_from(t + i + D::width)));
     }
-    return s;
+    for (; i < i1; i += D::width) {
+      const int64_t m = std::min<int64_t>(D::width, i1 - i);
+      // Lanes past the end load p = t = 0, whose term is exactly 0.
+      a0 = D::add(a0, term(D::load_from_partial(p + i, m), D::load_from_partial(t + i, m)));
+    }
+    return D::reduce_add(D::add(a0, a1));
   });
   return -sum;
 }

@@ -157,6 +157,8 @@ struct Simd<double> {
   }
   static Reg pow2i(Reg n) { return _mm512_scalef_pd(set1(1.0), n); }
   static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_pd(x, n); }
+  static Reg getexp(Reg x) { return _mm512_getexp_pd(x); }
+  static Reg getmant(Reg x) { return _mm512_getmant_pd(x, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }
   static Reg load_from(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
   static Reg load_from(const double* p) { return loadu(p); }
   static Reg load_from_partial(const float* p, int64_t n) {
@@ -298,6 +300,19 @@ struct Simd<double> {
     return load_from(buf);
   }
   static Reg load_from_partial(const double* p, int64_t n) { return load_partial(p, n); }
+  // floor(log2|x|) and |x| / 2^floor(log2|x|) in [1, 2) for normal x, from the exponent field.
+  static Reg getexp(Reg x) {
+    const auto e =
+        _mm256_and_si256(_mm256_srli_epi64(_mm256_castpd_si256(x), 52), _mm256_set1_epi64x(0x7FF));
+    const Reg d =
+        _mm256_castsi256_pd(_mm256_or_si256(e, _mm256_set1_epi64x(0x4330000000000000LL)));
+    return sub(d, set1(4503599627370496.0 + 1023.0));  // 2^52 + e - (2^52 + 1023)
+  }
+  static Reg getmant(Reg x) {
+    const auto m =
+        _mm256_and_si256(_mm256_castpd_si256(x), _mm256_set1_epi64x(0x000FFFFFFFFFFFFFLL));
+    return _mm256_castsi256_pd(_mm256_or_si256(m, _mm256_set1_epi64x(0x3FF0000000000000LL)));
+  }
   static double reduce_add(Reg a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -436,6 +451,19 @@ struct Simd<double> {
     return load_from(buf);
   }
   static Reg load_from_partial(const double* p, int64_t n) { return load_partial(p, n); }
+  // floor(log2|x|) and |x| / 2^floor(log2|x|) in [1, 2) for normal x, from the exponent field.
+  static Reg getexp(Reg x) {
+    const auto e =
+        _mm_and_si128(_mm_srli_epi64(_mm_castpd_si128(x), 52), _mm_set1_epi64x(0x7FF));
+    const Reg d =
+        _mm_castsi128_pd(_mm_or_si128(e, _mm_set1_epi64x(0x4330000000000000LL)));
+    return sub(d, set1(4503599627370496.0 + 1023.0));  // 2^52 + e - (2^52 + 1023)
+  }
+  static Reg getmant(Reg x) {
+    const auto m =
+        _mm_and_si128(_mm_castpd_si128(x), _mm_set1_epi64x(0x000FFFFFFFFFFFFFLL));
+    return _mm_castsi128_pd(_mm_or_si128(m, _mm_set1_epi64x(0x3FF0000000000000LL)));
+  }
   static double reduce_add(Reg a) { return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a))); }
   static double reduce_max(Reg a) { return _mm_cvtsd_f64(_mm_max_sd(a, _mm_unpackhi_pd(a, a))); }
 };
@@ -479,6 +507,15 @@ struct Simd {
   static Reg load_from(const double* p) { return static_cast<T>(*p); }
   static Reg load_from_partial(const float* p, int64_t n) { return n > 0 ? T(*p) : T(0); }
   static Reg load_from_partial(const double* p, int64_t n) { return n > 0 ? T(*p) : T(0); }
+  static Reg getexp(Reg x) {
+    int e = 0;
+    std::frexp(x, &e);
+    return T(e - 1);
+  }
+  static Reg getmant(Reg x) {
+    int e = 0;
+    return std::fabs(std::frexp(x, &e)) * T(2);
+  }
   static T reduce_add(Reg a) { return a; }
   static T reduce_max(Reg a) { return a; }
 };

@@ -176,6 +176,51 @@ struct Kahan {
   }
 };
 
+// log(x) in double (fdlibm's method: x = 2^k (1 + f), 1 + f in [sqrt(1/2), sqrt(2)),
+// s = f / (2 + f), log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)), R minimax; < 1 ulp there).
+// x < 0 or NaN give NaN, +inf gives inf; 0 and subnormal x give -inf (callers clamp far above).
+inline Simd<double>::Reg log(Simd<double>::Reg x) {
+  using S = Simd<double>;
+  auto k = S::getexp(x);
+  auto m = S::getmant(x);  // [1, 2)
+  const auto big = S::cmp_gt(m, S::set1(1.4142135623730951));
+  m = S::select(big, S::mul(m, S::set1(0.5)), m);
+  k = S::select(big, S::add(k, S::set1(1.0)), k);
+  const auto f = S::sub(m, S::set1(1.0));
+  const auto s = S::div(f, S::add(S::set1(2.0), f));
+  const auto z = S::mul(s, s);
+  auto r = S::set1(1.479819860511658591e-01);
+  r = S::fmadd(r, z, S::set1(1.531383769920937332e-01));
+  r = S::fmadd(r, z, S::set1(1.818357216161805012e-01));
+  r = S::fmadd(r, z, S::set1(2.222219843214978396e-01));
+  r = S::fmadd(r, z, S::set1(2.857142874366239149e-01));
+  r = S::fmadd(r, z, S::set1(3.999999999940941908e-01));
+  r = S::fmadd(r, z, S::set1(6.666666666666735130e-01));
+  r = S::mul(r, z);
+  const auto hfsq = S::mul(S::set1(0.5), S::mul(f, f));
+  // k ln2_hi + (f - (hfsq - (s (hfsq + R) + k ln2_lo)))
+  const auto lo = S::fmadd(k, S::set1(1.90821492927058770002e-10), S::mul(s, S::add(hfsq, r)));
+  auto y = S::fmadd(k, S::set1(6.93147180369123816490e-01), S::sub(f, S::sub(hfsq, lo)));
+  const double inf = std::numeric_limits<double>::infinity();
+  y = S::select(S::cmp_lt(x, S::set1(std::numeric_limits<double>::min())), S::set1(-inf), y);
+  y = S::select(S::cmp_gt(x, S::set1(std::numeric_limits<double>::max())), S::set1(inf), y);
+  y = S::select(S::cmp_lt(x, S::zero()), S::set1(std::numeric_limits<double>::quiet_NaN()), y);
+  return S::select(S::is_nan(x), x, y);
+}
+
+// log(1 + x) in double without losing x when |x| is tiny: u = 1 + x rounded, corrected by the
+// rounding error of u (log(1 + x) = log(u) + ((1 + x) - u) / u to first order).
+inline Simd<double>::Reg log1p(Simd<double>::Reg x) {
+  using S = Simd<double>;
+  const auto one = S::set1(1.0);
+  const auto u = S::add(one, x);
+  const auto c = S::sub(S::sub(u, one), x);  // u - (1 + x)
+  const auto corr = S::div(c, u);
+  // For u = 0 or inf (x = -1, huge x), the correction would be NaN: log(u) alone is right.
+  const auto ok = S::cmp_lt(S::abs(corr), S::set1(1.0));
+  return S::select(ok, S::sub(log(u), corr), log(u));
+}
+
 // Max of x[0..len), -inf when empty. NOTE: max skips a NaN (x86 max returns its second operand),
 // but exp(NaN - m) reaches the sum in row_exp_sum, so a row holding NaN becomes all NaN.
 template <typename T>
