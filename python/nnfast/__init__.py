@@ -7,7 +7,7 @@ networks, datasets, plots and the command line.
 
 from __future__ import annotations
 
-from . import _core, functional, optim, tutorial
+from . import _core, datasets, functional, optim, tutorial
 from ._runtime import config, get_num_threads, set_num_threads
 from .functional import *  # noqa: F403  (the kernels; functional.__all__ lists them)
 from .optim import SGD, Adam
@@ -25,6 +25,7 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "tutorial",
+    "datasets",
     "optim",
     "SGD",
     "Adam",
