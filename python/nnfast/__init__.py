@@ -7,10 +7,23 @@ networks, datasets, plots and the command line.
 
 from __future__ import annotations
 
-from . import _core, datasets, functional, optim, tutorial
+from . import _core, datasets, functional, losses, nn, optim, tutorial
 from ._runtime import config, get_num_threads, set_num_threads
 from .functional import *  # noqa: F403  (the kernels; functional.__all__ lists them)
+from .nn import (
+    Conv2D,
+    Dense,
+    Flatten,
+    History,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .optim import SGD, Adam
+from .serialization import load
 
 # The tutorial's names at top level; where a kernel of the same name exists (max_pool2d,
 # flatten), the kernel wins (it accepts the tutorial's calls too) and nnfast.tutorial keeps its own.
@@ -26,6 +39,19 @@ __all__ = [
     "set_num_threads",
     "tutorial",
     "datasets",
+    "losses",
+    "nn",
+    "load",
+    "Conv2D",
+    "Dense",
+    "Flatten",
+    "History",
+    "MaxPool2D",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
     "optim",
     "SGD",
     "Adam",
