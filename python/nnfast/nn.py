@@ -732,6 +732,32 @@ class Sequential:
             self._xbuf[n] = buf
         return np.take(X, idx, axis=0, out=buf)
 
+    def _train_step(
+        self,
+        xb: np.ndarray,
+        yb: np.ndarray,
+        loss_fn: Loss,
+        fused: bool,
+        transform: str | None,
+        optimizer: Optimizer,
+    ) -> tuple[float, np.ndarray]:
+        """Forward, loss, backward and update on one batch; returns (loss, outputs)."""
+        out = self._transform(self._forward(xb), transform)
+        lval, grad = loss_fn.value_and_grad(out, yb, fused)
+        self._backward(grad, fused)
+        optimizer.step(
+            (p, layer.gradients()[k]) for layer in self._ops for k, p in layer.parameters().items()
+        )
+        return lval, out
+
+    def _train_step_fn(self, X: Any, y: Any, loss: Any, optimizer: Optimizer) -> Any:
+        """A callable running one training step on the fixed batch (X, y) (for benchmarks)."""
+        loss_fn = get_loss(loss)
+        x = self._as_input(X, "train_step")
+        t = self._targets(y, x.shape[0], loss_fn, "train_step")
+        fused, transform = self._loss_mode(loss_fn)
+        return lambda: self._train_step(x, t, loss_fn, fused, transform, optimizer)
+
     # ---------------------------------------------------------------------------- public API
     def fit(
         self,
@@ -808,14 +834,7 @@ class Sequential:
                 idx = order[start : start + batch_size]
                 xb = self._batch(x, idx)
                 yb = t[idx]
-                out = self._transform(self._forward(xb), transform)
-                lval, grad = loss_fn.value_and_grad(out, yb, fused)
-                self._backward(grad, fused)
-                optimizer.step(
-                    (p, layer.gradients()[k])
-                    for layer in self._ops
-                    for k, p in layer.parameters().items()
-                )
+                lval, out = self._train_step(xb, yb, loss_fn, fused, transform, optimizer)
                 m = idx.shape[0]
                 total_loss += lval * m
                 c = loss_fn.correct(out, yb)
