@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nnfast as nf
 import numpy as np
 import pytest
 from nnfast.losses import get_loss
 from nnfast.nn import Dense, Flatten, ReLU, Sequential, Sigmoid, Softmax, Tanh
 
+MNIST = Path("/work/shared/data/mnist")
 HAS_CONV = hasattr(nf.functional, "conv2d") and hasattr(nf.functional, "max_pool2d_backward")
 
 
@@ -258,3 +261,56 @@ def test_layer_arguments_validated():
     assert "Dense(in_features=3, out_features=2, activation='relu')" in repr(
         Sequential([Dense(3, 2, "relu")])
     )
+
+
+def tutorial_cnn(seed=0, dtype="float32", c1=8, c2=16, side=28, classes=10):
+    from nnfast.nn import Conv2D, MaxPool2D
+
+    return Sequential(
+        [
+            Conv2D(1, c1, 3, padding=1), ReLU(), MaxPool2D(2),
+            Conv2D(c1, c2, 3, padding=1), ReLU(), MaxPool2D(2),
+            Flatten(), Dense(c2 * (side // 4) ** 2, classes, activation="softmax"),
+        ],
+        seed=seed,
+        dtype=dtype,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(not HAS_CONV, reason="conv2d/max_pool2d kernels not merged yet")
+def test_cnn_step_matches_torch_autograd(rng):
+    torch = pytest.importorskip("torch")
+    model = tutorial_cnn(seed=2, dtype="float64", c1=3, c2=4, side=12, classes=5)
+    x = rng.standard_normal((6, 1, 12, 12))
+    y = rng.integers(0, 5, 6)
+    _, grads = loss_and_grads(model, model._as_input(x, "t"), y, "cross_entropy")
+    c1, c2, d = model.layers[0], model.layers[3], model.layers[7]
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in
+         dict(w1=c1.W, b1=c1.b, w2=c2.W, b2=c2.b, wd=d.W, bd=d.b).items()}  # fmt: skip
+    h = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), t["w1"], t["b1"], padding=1))
+    h = torch.nn.functional.max_pool2d(h, 2)
+    h = torch.relu(torch.nn.functional.conv2d(h, t["w2"], t["b2"], padding=1))
+    h = torch.nn.functional.max_pool2d(h, 2).flatten(1)
+    loss = torch.nn.functional.cross_entropy(h @ t["wd"] + t["bd"], torch.from_numpy(y))
+    loss.backward()
+    for g, k in zip(grads, ["w1", "b1", "w2", "b2", "wd", "bd"]):
+        np.testing.assert_allclose(g, t[k].grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_CONV, reason="conv2d/max_pool2d kernels not merged yet")
+def test_small_cnn_learns_digits():
+    xtr, ytr, xte, yte = split_digits()
+    model = tutorial_cnn(seed=0, side=8)
+    model.fit(xtr, ytr, epochs=15, batch_size=32, optimizer=nf.Adam(3e-3), verbose=0)
+    assert model.evaluate(xte, yte)["accuracy"] >= 0.95
+
+
+@pytest.mark.skipif(not HAS_CONV, reason="conv2d/max_pool2d kernels not merged yet")
+@pytest.mark.skipif(not MNIST.exists(), reason="MNIST files not present")
+def test_cnn_on_real_mnist_subset():
+    x, y = nf.datasets.load_mnist(MNIST, "train5k")
+    xt, yt = nf.datasets.load_mnist(MNIST, "t10k")
+    model = tutorial_cnn(seed=0)
+    hist = model.fit(x[:2000], y[:2000], epochs=2, batch_size=64, verbose=0)
+    assert hist["accuracy"][-1] > 0.8
+    assert model.evaluate(xt[:2000], yt[:2000])["accuracy"] > 0.85

@@ -301,6 +301,7 @@ class Conv2D(Layer):
         self.W: np.ndarray | None = None
         self.b: np.ndarray | None = None
         self._grads: dict[str, np.ndarray] = {}
+        self._relu_applied_by_pool = False
 
     def config(self) -> dict[str, Any]:
         return {
@@ -354,8 +355,8 @@ class Conv2D(Layer):
         return y
 
     def backward(self, grad, act, need_grad_x=True):
-        if act == "relu":
-            grad = np.multiply(grad, self._y > 0, out=grad if grad.flags.writeable else None)
+        if act == "relu" and not self._relu_applied_by_pool:
+            grad = grad * (self._y > 0)
         gx, gw, gb = F.conv2d_backward(
             self._x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x
         )
@@ -391,14 +392,22 @@ class MaxPool2D(Layer):
             raise ValueError(f"{self!r}: pool {self.pool_size} larger than the input {input_shape}")
         return (c, (h - ph) // sh + 1, (w - pw) // sw + 1)
 
+    _relu_mask = False
+
     def forward(self, x):
         self._xshape = x.shape
         y, self._idx = F.max_pool2d(x, self.pool_size, self.stride, return_indices=True)
+        self._y = y
         return y
 
     def backward(self, grad, act, need_grad_x=True):
         if not need_grad_x:
             return None
+        if self._relu_mask:
+            # NOTE: after a fused Conv2D+ReLU, only the max positions receive gradient and the
+            # input there equals the pooled value, so ReLU's derivative can be applied to the
+            # (4x smaller) pooled gradient before the scatter: same result, a quarter the work.
+            grad = grad * (self._y > 0)
         return F.max_pool2d_backward(grad, self._idx, self._xshape, self.pool_size, self.stride)
 
 
@@ -633,6 +642,14 @@ class Sequential:
             shape = layer.build(shape, self.dtype, rng, act)
             self._ops.append(layer)
             i += 2 if (i + 1) in self._fused_into else 1
+        for k, op in enumerate(self._ops):
+            if isinstance(op, MaxPool2D):
+                prev = self._ops[k - 1] if k > 0 else None
+                op._relu_mask = isinstance(prev, Conv2D) and prev._act == "relu"
+                if op._relu_mask:
+                    prev._relu_applied_by_pool = True
+            elif isinstance(op, Conv2D):
+                op._relu_applied_by_pool = False
         self.input_shape = tuple(int(s) for s in input_shape)
         self.output_shape = shape
         self._xbuf = {}
