@@ -138,7 +138,7 @@ class CrossEntropy(Loss):
         rows = np.arange(n)
         p_true = out[rows, y]
         tiny = np.finfo(out.dtype).tiny
-        loss = -float(np.mean(np.log(np.maximum(p_true, tiny))))
+        loss = -float(np.log(np.maximum(p_true, tiny)).sum()) / max(n, 1)
         if fused:
             grad = out.copy()
             grad[rows, y] -= 1

@@ -650,6 +650,8 @@ class Sequential:
                     prev._relu_applied_by_pool = True
             elif isinstance(op, Conv2D):
                 op._relu_applied_by_pool = False
+        self._param_ops = [op for op in self._ops if op.parameters()]
+        self._params = [p for op in self._param_ops for p in op.parameters().values()]
         self.input_shape = tuple(int(s) for s in input_shape)
         self.output_shape = shape
         self._xbuf = {}
@@ -762,9 +764,7 @@ class Sequential:
         out = self._transform(self._forward(xb), transform)
         lval, grad = loss_fn.value_and_grad(out, yb, fused)
         self._backward(grad, fused)
-        optimizer.step(
-            (p, layer.gradients()[k]) for layer in self._ops for k, p in layer.parameters().items()
-        )
+        optimizer.step(zip(self._params, [g for op in self._param_ops for g in op._grads.values()]))
         return lval, out
 
     def _train_step_fn(self, X: Any, y: Any, loss: Any, optimizer: Optimizer) -> Any:
