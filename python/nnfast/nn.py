@@ -87,28 +87,7 @@ def _check_activation(activation: Any, cls: str) -> str:
 
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
-    fn = getattr(F, "softmax", None)
-    if fn is not None:
-        return fn(z, axis=-1)
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    e /= e.sum(axis=1, keepdims=True)
-    return e
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    fn = getattr(F, "sigmoid", None)
-    if fn is not None:
-        return fn(z)
-    flat = z.reshape(-1, 1)
-    return F.dense(flat, np.ones((1, 1), z.dtype), None, "sigmoid").reshape(z.shape)
-
-
-def _tanh(z: np.ndarray) -> np.ndarray:
-    fn = getattr(F, "tanh", None)
-    if fn is not None:
-        return fn(z)
-    flat = z.reshape(-1, 1)
-    return F.dense(flat, np.ones((1, 1), z.dtype), None, "tanh").reshape(z.shape)
+    return F.softmax(z, axis=-1)
 
 
 class Layer:
@@ -457,7 +436,7 @@ class Sigmoid(_Activation):
     activation = "sigmoid"
 
     def _apply(self, x):
-        return _sigmoid(x)
+        return F.sigmoid(x)
 
     def backward(self, grad, act, need_grad_x=True):
         if act == "linear":  # fused with the loss: grad is already w.r.t. the input
@@ -472,7 +451,7 @@ class Tanh(_Activation):
     activation = "tanh"
 
     def _apply(self, x):
-        return _tanh(x)
+        return F.tanh(x)
 
     def backward(self, grad, act, need_grad_x=True):
         y = self._y
@@ -740,7 +719,7 @@ class Sequential:
         if transform == "softmax":
             return _softmax_rows(out)
         if transform == "sigmoid":
-            return _sigmoid(out)
+            return F.sigmoid(out)
         return out
 
     def _batch(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray:

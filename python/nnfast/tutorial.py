@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 _F64 = np.dtype(np.float64)
-_ONE = np.ones((1, 1))
 
 
 def _f64(x: Any) -> np.ndarray:
@@ -72,13 +71,8 @@ def _f64(x: Any) -> np.ndarray:
 
 
 def _activate(z: np.ndarray, name: str) -> np.ndarray:
-    """``name``-activation of ``z`` (any shape) by a kernel; float64 in, float64 out."""
-    fn = getattr(functional, name, None)
-    if fn is not None:
-        return fn(z)
-    # NOTE: before the element-wise activation kernels exist, the dense kernel's fused epilogue
-    # computes act(z * 1) as a (size, 1) x (1, 1) product.
-    return dense(z.reshape(-1, 1), _ONE, None, name).reshape(z.shape)
+    """``name``-activation of ``z`` (any shape) by its element-wise kernel."""
+    return getattr(functional, name)(z)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
