@@ -347,3 +347,13 @@ def test_brute_force_matches_tutorial_loop():
     after_got = run(lambda: (T.brute_force_search(X_GD, Y_GD, 10), np.random.rand()))[0][1]
     assert after_got == after_ref
     assert T.brute_force_search(X_GD, Y_GD, 0, verbose=False)[0] is None
+
+
+def test_bench_xor_row_runs_both_implementations():
+    from nnfast import bench
+
+    (row,) = [r for r in bench.ROWS if r.name.startswith("tutorial XOR train")]
+    impls = row.setup(None)
+    assert set(impls) == {"nnfast", "numpy"}
+    ours, seed = impls["nnfast"](), impls["numpy"]()
+    np.testing.assert_allclose(ours.loss_history, seed.loss_history, rtol=1e-9, atol=1e-12)
