@@ -279,18 +279,11 @@ def convolve2d(image: Any, kernel: Any) -> np.ndarray:
         raise ValueError(
             f"convolve2d: image and kernel must be 2-D, got shapes {image.shape} and {kernel.shape}"
         )
-    conv2d = getattr(functional, "conv2d", None)
-    if conv2d is not None:
-        return conv2d(image, kernel)
-    kh, kw = kernel.shape
-    if kh > image.shape[0] or kw > image.shape[1]:
+    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
         raise ValueError(
             f"convolve2d: kernel {kernel.shape} is larger than the image {image.shape}"
         )
-    windows = np.lib.stride_tricks.sliding_window_view(image, (kh, kw))
-    oh, ow = windows.shape[:2]
-    patches = np.ascontiguousarray(windows).reshape(oh * ow, kh * kw)
-    return functional.matmul(patches, kernel.reshape(kh * kw, 1)).reshape(oh, ow)
+    return functional.conv2d(image, kernel)
 
 
 def max_pool2d(feature_map: Any, pool_size: int = 2) -> np.ndarray:
@@ -308,14 +301,7 @@ def max_pool2d(feature_map: Any, pool_size: int = 2) -> np.ndarray:
     fm = _f64(feature_map)
     if fm.ndim != 2:
         raise ValueError(f"max_pool2d: feature_map must be 2-D (H, W), got shape {fm.shape}")
-    pool = getattr(functional, "max_pool2d", None)
-    if pool is not None:
-        return pool(fm, pool_size)
-    p = int(pool_size)
-    if p < 1:
-        raise ValueError(f"max_pool2d: pool_size must be >= 1, got {pool_size}")
-    oh, ow = fm.shape[0] // p, fm.shape[1] // p
-    return fm[: oh * p, : ow * p].reshape(oh, p, ow, p).max(axis=(1, 3))
+    return functional.max_pool2d(fm, pool_size)
 
 
 def flatten(feature_maps: Any) -> np.ndarray:
