@@ -387,7 +387,9 @@ class MaxPool2D(Layer):
             # input there equals the pooled value, so ReLU's derivative can be applied to the
             # (4x smaller) pooled gradient before the scatter: same result, a quarter the work.
             grad = grad * (self._y > 0)
-        return F.max_pool2d_backward(grad, self._idx, self._xshape, self.pool_size, self.stride)
+        # The indices come from this layer's own forward: the kernel's range check suffices
+        # (passing pool_size/stride would add a per-element window check).
+        return F.max_pool2d_backward(grad, self._idx, self._xshape)
 
 
 class Flatten(Layer):
