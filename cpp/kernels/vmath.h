@@ -132,6 +132,96 @@ inline typename Simd<T>::Reg relu_derivative(typename Simd<T>::Reg z) {
   return S::select(S::cmp_gt(z, S::zero()), S::set1(T(1)), S::zero());
 }
 
+// exp(x - m) with the rounding error of x - m restored (TwoSum): a rounded difference would cost
+// up to |x - m| / 2 ulps of relative error (16 ulps for a logit gap of 32 in float32).
+template <typename T>
+inline typename Simd<T>::Reg exp_diff(typename Simd<T>::Reg x, typename Simd<T>::Reg m) {
+  using S = Simd<T>;
+  const auto d = S::sub(x, m);
+  const auto xd = S::add(d, m);  // x as rebuilt from d
+  auto err = S::add(S::sub(x, xd), S::sub(S::sub(xd, d), m));
+  // Infinite x or m make err NaN where exp gives 0 (or NaN on its own): drop the correction.
+  err = S::select(S::is_nan(err), S::zero(), err);
+  const auto e = exp<T>(d);
+  return S::fmadd(e, err, e);
+}
+
+// Kahan-compensated running sum of registers: s - c is the sum, c the lost low-order part.
+template <typename T>
+struct Kahan {
+  using S = Simd<T>;
+  typename S::Reg s = S::zero(), c = S::zero();
+  void add(typename S::Reg v) {
+    const auto y = S::sub(v, c);
+    const auto t = S::add(s, y);
+    c = S::sub(S::sub(t, s), y);
+    s = t;
+  }
+};
+
+// Max of x[0..len), -inf when empty. NOTE: max skips a NaN (x86 max returns its second operand),
+// but exp(NaN - m) reaches the sum in row_exp_sum, so a row holding NaN becomes all NaN.
+template <typename T>
+inline T row_max(const T* x, int64_t len) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  auto m0 = S::set1(ninf), m1 = m0;
+  int64_t j = 0;
+  for (; j + 2 * W <= len; j += 2 * W) {
+    m0 = S::max(S::loadu(x + j), m0);
+    m1 = S::max(S::loadu(x + j + W), m1);
+  }
+  for (; j + W <= len; j += W) m0 = S::max(S::loadu(x + j), m0);
+  if (j < len) m1 = S::max(S::load_partial_or(x + j, len - j, ninf), m1);
+  return S::reduce_max(S::max(m0, m1));
+}
+
+// y[j] = exp(x[j] - m) for j < len; returns their sum (compensated partial sums, then the
+// lanes in a fixed order). y may equal x.
+template <typename T>
+inline T row_exp_sum(const T* x, T* y, int64_t len, T m) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const auto vm = S::set1(m);
+  Kahan<T> s0, s1;
+  int64_t j = 0;
+  for (; j + 2 * W <= len; j += 2 * W) {
+    const auto e0 = exp_diff<T>(S::loadu(x + j), vm);
+    const auto e1 = exp_diff<T>(S::loadu(x + j + W), vm);
+    S::storeu(y + j, e0);
+    S::storeu(y + j + W, e1);
+    s0.add(e0);
+    s1.add(e1);
+  }
+  for (; j + W <= len; j += W) {
+    const auto e = exp_diff<T>(S::loadu(x + j), vm);
+    S::storeu(y + j, e);
+    s0.add(e);
+  }
+  if (j < len) {
+    // Lanes past the end hold exp(-inf) = 0.
+    const auto e = exp_diff<T>(S::load_partial_or(x + j, len - j, ninf), vm);
+    S::store_partial(y + j, e, len - j);
+    s1.add(e);
+  }
+  s0.add(S::neg(s1.c));
+  s0.add(s1.s);
+  return S::reduce_add(S::sub(s0.s, s0.c));
+}
+
+// y[j] *= c for j < len.
+template <typename T>
+inline void row_scale(T* y, int64_t len, T c) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const auto vc = S::set1(c);
+  int64_t j = 0;
+  for (; j + W <= len; j += W) S::storeu(y + j, S::mul(S::loadu(y + j), vc));
+  if (j < len) S::store_partial(y + j, S::mul(S::load_partial(y + j, len - j), vc), len - j);
+}
+
 }  // namespace vmath
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast

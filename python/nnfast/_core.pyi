@@ -59,6 +59,31 @@ def softmax(z: FloatArray, axis: int = -1, out: FloatArray | None = None) -> Flo
 
 # ---- losses (issue 3)
 
+def mse_loss(pred: FloatArray, target: FloatArray) -> float:
+    """mean((pred - target)**2), summed in double (NaN when empty)."""
+
+def mse_loss_grad(
+    pred: FloatArray, target: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """2 (pred - target) / pred.size; ``out`` may be ``pred`` or ``target``."""
+
+def binary_cross_entropy(prob: FloatArray, target: FloatArray) -> float:
+    """-mean(t log p + (1 - t) log(1 - p)), log terms clamped at -100 (PyTorch)."""
+
+def binary_cross_entropy_grad(
+    prob: FloatArray, target: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """(p - t) / max(p (1 - p), 1e-12) / p.size (PyTorch's gradient)."""
+
+def softmax_cross_entropy(
+    logits: FloatArray, labels: npt.NDArray[np.int64] | FloatArray
+) -> tuple[float, FloatArray]:
+    """Fused softmax + cross-entropy over rows of ``logits`` (N, K).
+
+    ``labels``: int64 class indices (N,) in [0, K), or one-hot rows (N, K) of the logits' dtype.
+    Returns ``(mean loss, (softmax(logits) - onehot) / N)``.
+    """
+
 # ---- dense / GEMM
 
 def matmul(
@@ -256,3 +281,9 @@ def _isa_available() -> list[str]:
 
 def _new_array(shape: list[int], dtype: np.dtype) -> npt.NDArray[np.floating]:
     """The bindings' overflow-checked output allocation (for tests)."""
+
+def _fma_peak(dtype: npt.DTypeLike, iters: int, threads: int = 1) -> float:
+    """GFLOP/s of register-only FMA chains on the active ISA, run on ``threads`` pool threads.
+
+    A measurement of the machine's limit for the benchmark table, not a kernel.
+    """

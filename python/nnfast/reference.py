@@ -284,10 +284,13 @@ def binary_cross_entropy(prob: Any, target: Any) -> float:
 
 
 def binary_cross_entropy_grad(prob: Any, target: Any) -> np.ndarray:
-    """(p - t) / max(p (1 - p), 1e-12) / p.size, PyTorch's gradient."""
+    """(p - t) / max(p (1 - p), 1e-12) / p.size, PyTorch's gradient.
+
+    NOTE: PyTorch's clamp is the float32 value of 1e-12 (9.99999996e-13), for float64 too.
+    """
     p = np.asarray(prob)
     t = np.asarray(target)
-    return (p - t) / np.maximum(p * (1 - p), 1e-12) / p.size
+    return (p - t) / np.maximum(p * (1 - p), float(np.float32(1e-12))) / p.size
 
 
 def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
