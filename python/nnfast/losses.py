@@ -9,7 +9,10 @@ with a linear activation.
 
 Conventions (DESIGN §2): ``mse`` and ``binary_cross_entropy`` average over every element, with
 log terms clamped at -100 as PyTorch does; ``cross_entropy`` takes integer class labels
-``(n,)`` and averages over the n rows.
+``(n,)`` and averages over the n rows. Values and gradients come from the loss kernels
+(``mse_loss``, ``binary_cross_entropy``, ``softmax_cross_entropy`` on logits); the
+probability-space cross-entropy after a fused softmax is a few vectorised NumPy operations on
+the ``(batch, classes)`` output.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from . import functional as F
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
 
@@ -69,10 +74,7 @@ class MSE(Loss):
         return _float_targets(y, n_out, dtype, fn, self.name)
 
     def value_and_grad(self, out, y, fused):
-        diff = out - y
-        loss = float(np.vdot(diff, diff)) / diff.size
-        diff *= diff.dtype.type(2.0 / diff.size)
-        return loss, diff
+        return F.mse_loss(out, y), F.mse_loss_grad(out, y)
 
     def correct(self, out, y):
         if out.shape[1] == 1:
@@ -91,17 +93,12 @@ class BinaryCrossEntropy(Loss):
         return t
 
     def value_and_grad(self, out, y, fused):
-        with np.errstate(divide="ignore"):
-            log_p = np.maximum(np.log(out), -100.0)
-            log_q = np.maximum(np.log1p(-out), -100.0)
-        loss = -float(np.mean(y * log_p + (1 - y) * log_q))
-        n = out.size
-        if fused:
-            grad = out - y
-            grad *= grad.dtype.type(1.0 / n)
-        else:
-            eps = np.finfo(out.dtype).tiny
-            grad = (out - y) / (np.maximum(out * (1 - out), eps) * n)
+        loss = F.binary_cross_entropy(out, y)
+        if not fused:
+            return loss, F.binary_cross_entropy_grad(out, y)
+        # d/dz of BCE(sigmoid(z)) is (p - t) / n: no division by p (1 - p).
+        grad = out - y
+        grad *= grad.dtype.type(1.0 / out.size)
         return loss, grad
 
     def correct(self, out, y):
@@ -148,7 +145,12 @@ class CrossEntropy(Loss):
             grad[rows, y] = -1.0 / (np.maximum(p_true, tiny) * n)
         return loss, grad
 
+    def value_and_grad_logits(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """(loss, gradient w.r.t. the logits) by the fused softmax cross-entropy kernel."""
+        return F.softmax_cross_entropy(logits, y)
+
     def correct(self, out, y):
+        # argmax of probabilities or of logits: the same class.
         return int(np.count_nonzero(out.argmax(axis=1) == y))
 
 

@@ -742,8 +742,12 @@ class Sequential:
         optimizer: Optimizer,
     ) -> tuple[float, np.ndarray]:
         """Forward, loss, backward and update on one batch; returns (loss, outputs)."""
-        out = self._transform(self._forward(xb), transform)
-        lval, grad = loss_fn.value_and_grad(out, yb, fused)
+        out = self._forward(xb)
+        if transform == "softmax":  # linear logits + cross-entropy: one fused kernel
+            lval, grad = loss_fn.value_and_grad_logits(out, yb)
+        else:
+            out = self._transform(out, transform)
+            lval, grad = loss_fn.value_and_grad(out, yb, fused)
         self._backward(grad, fused)
         optimizer.step(zip(self._params, [g for op in self._param_ops for g in op._grads.values()]))
         return lval, out
