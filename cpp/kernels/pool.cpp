@@ -100,11 +100,21 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
   using Reg = typename S::Reg;
   constexpr int W = S::width;
   const int64_t r0 = oy * g.sh;
-  int64_t ox = 0;
-  for (; ox + W <= g.wo; ox += W) {
+  // Loads the 2*lanes inputs of `lanes` windows' row at p (lanes <= W; the rest zero-filled).
+  auto load_pair = [](const T* p, int64_t lanes, Reg* a, Reg* b) {
+    const int64_t n = 2 * lanes;
+    const Reg lo = n >= W ? S::loadu(p) : S::load_partial(p, n);
+    const Reg hi = n >= 2 * W ? S::loadu(p + W) : (n > W ? S::load_partial(p + W, n - W) : S::zero());
+    deinterleave(lo, hi, a, b);
+  };
+  // NOTE: the last, partial group of windows (e.g. all 14 outputs of a 28-wide row on AVX-512)
+  // takes the same vector path with partial loads and stores: the scalar fallback's
+  // data-dependent branches cost ~65x more per output on random data.
+  for (int64_t ox = 0; ox < g.wo; ox += W) {
+    const int64_t lanes = std::min<int64_t>(W, g.wo - ox);
     const T* p = plane + r0 * g.w + 2 * ox;
     Reg m, m1, k = S::zero();
-    deinterleave(S::loadu(p), S::loadu(p + W), &m, &m1);
+    load_pair(p, lanes, &m, &m1);
     // Window position 1 (row 0, right column), then rows 1.. of the window.
     auto upd = mask_or(S::cmp_gt(m1, m), S::is_nan(m1));
     m = S::select(upd, m1, m);
@@ -112,7 +122,7 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
     for (int64_t di = 1; di < g.ph; ++di) {
       Reg e0, e1;
       p += g.w;
-      deinterleave(S::loadu(p), S::loadu(p + W), &e0, &e1);
+      load_pair(p, lanes, &e0, &e1);
       upd = mask_or(S::cmp_gt(e0, m), S::is_nan(e0));
       m = S::select(upd, e0, m);
       if (irow != nullptr) k = S::select(upd, S::set1(T(2 * di)), k);
@@ -120,18 +130,19 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
       m = S::select(upd, e1, m);
       if (irow != nullptr) k = S::select(upd, S::set1(T(2 * di + 1)), k);
     }
-    S::storeu(yrow + ox, m);
+    if (lanes == W) {
+      S::storeu(yrow + ox, m);
+    } else {
+      S::store_partial(yrow + ox, m, lanes);
+    }
     if (irow != nullptr) {
       alignas(64) T kb[W];
       S::storeu(kb, k);
-      for (int l = 0; l < W; ++l) {
+      for (int64_t l = 0; l < lanes; ++l) {
         const int64_t kk = static_cast<int64_t>(kb[l]);
         irow[ox + l] = (r0 + (kk >> 1)) * g.w + 2 * (ox + l) + (kk & 1);
       }
     }
-  }
-  for (; ox < g.wo; ++ox) {
-    pool_one(plane, g, oy, ox, yrow + ox, irow != nullptr ? irow + ox : nullptr);
   }
 }
 

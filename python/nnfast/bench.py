@@ -258,6 +258,123 @@ _rows_losses()
 # each a function followed by its call)
 
 
+class _TutorialSeedNet:
+    """The tutorial's SimpleNeuralNetwork, verbatim (NumPy loops): the "seed" baseline."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        self.W1 = np.random.randn(input_size, hidden_size) * 0.1  # noqa: NPY002
+        self.b1 = np.zeros(hidden_size)
+        self.W2 = np.random.randn(hidden_size, output_size) * 0.1  # noqa: NPY002
+        self.b2 = np.zeros(output_size)
+        self.loss_history: list[Any] = []
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        self.z1 = np.dot(X, self.W1) + self.b1
+        self.a1 = np.maximum(0, self.z1)
+        self.z2 = np.dot(self.a1, self.W2) + self.b2
+        self.a2 = 1 / (1 + np.exp(-self.z2))
+        return self.a2
+
+    def backward(self, X: np.ndarray, y: np.ndarray, output: np.ndarray, lr: float) -> None:
+        m = X.shape[0]
+        dz2 = output - y
+        dW2 = (1 / m) * np.dot(self.a1.T, dz2)
+        db2 = (1 / m) * np.sum(dz2, axis=0)
+        da1 = np.dot(dz2, self.W2.T)
+        dz1 = da1 * (self.z1 > 0)
+        dW1 = (1 / m) * np.dot(X.T, dz1)
+        db1 = (1 / m) * np.sum(dz1, axis=0)
+        self.W2 -= lr * dW2
+        self.b2 -= lr * db2
+        self.W1 -= lr * dW1
+        self.b1 -= lr * db1
+
+    def train(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float) -> None:
+        for _ in range(epochs):
+            output = self.forward(X)
+            self.loss_history.append(np.mean((output - y) ** 2))
+            self.backward(X, y, output, learning_rate)
+
+
+def _rows_training() -> None:
+    from . import datasets, nn, optim, tutorial
+
+    def xor_setup(torch: Any) -> dict[str, Impl]:
+        X, y = datasets.xor()
+
+        def run(cls: Any) -> Impl:
+            def train() -> Any:
+                np.random.seed(42)  # noqa: NPY002  (the tutorial's seed and global RNG)
+                model = cls(2, 4, 1)
+                model.train(
+                    X, y, 1000, 0.5, **({"verbose": False} if cls is not _TutorialSeedNet else {})
+                )
+                return model
+
+            return train
+
+        return {"nnfast": run(tutorial.SimpleNeuralNetwork), "numpy": run(_TutorialSeedNet)}
+
+    ROWS.append(
+        Row(
+            "tutorial XOR train 1000 epochs (NumPy = tutorial's loops, seed)",
+            "training",
+            xor_setup,
+            notes="numpy column: the tutorial's own SimpleNeuralNetwork code",
+        )
+    )
+
+    if not (hasattr(F, "conv2d") and hasattr(F, "max_pool2d_backward")):
+        return
+
+    def cnn_setup(torch: Any) -> dict[str, Impl]:
+        rng = _rng()
+        x = rng.random((64, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, 64)
+        model = nn.Sequential(
+            [
+                nn.Conv2D(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                nn.Conv2D(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                nn.Flatten(), nn.Dense(16 * 7 * 7, 10, activation="softmax"),
+            ],
+            seed=0,
+        )  # fmt: skip
+        opt = optim.SGD(0.01, momentum=0.9)
+        model.fit(x, y, epochs=1, batch_size=64, optimizer=opt, shuffle=False, verbose=0)
+        impls: dict[str, Impl] = {"nnfast": model._train_step_fn(x, y, "cross_entropy", opt)}
+        if torch is not None:
+            tnet = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                torch.nn.Flatten(), torch.nn.Linear(16 * 7 * 7, 10),
+            )  # fmt: skip
+            topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            lossf = torch.nn.CrossEntropyLoss()
+
+            def torch_step() -> None:
+                topt.zero_grad()
+                lossf(tnet(tx), ty).backward()
+                topt.step()
+
+            impls["torch"] = torch_step
+        return impls
+
+    # forward + backward MACs: 3x the forward's convolutions and dense layer
+    macs = 64 * (8 * 28 * 28 * 9 + 16 * 14 * 14 * 8 * 9 + 784 * 10)
+    ROWS.append(
+        Row(
+            "CNN train step batch 64, 1->8->16 ch, 28x28 (tutorial pipeline, SGD momentum)",
+            "training",
+            cnn_setup,
+            flops=3 * 2 * macs,
+        )
+    )
+
+
+_rows_training()
+
+
 def _time_once(fn: Impl, inner: int) -> float:
     t0 = time.perf_counter()
     for _ in range(inner):
