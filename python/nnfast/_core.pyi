@@ -121,6 +121,46 @@ def _gemm(
 
 # ---- optimizers (issue 6)
 
+def sgd_step(
+    param: FloatArray,
+    grad: FloatArray,
+    velocity: FloatArray | None,
+    lr: float,
+    momentum: float = 0.0,
+) -> None:
+    """In place: velocity = momentum * velocity + grad; param -= lr * velocity (or grad)."""
+
+def adam_step(
+    param: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
+    """In place Adam update (torch.optim.Adam's formula) at 1-based step ``step``."""
+
+def _tutorial_train(
+    X: FloatArray,
+    y: FloatArray,
+    W1: FloatArray,
+    b1: FloatArray,
+    W2: FloatArray,
+    b2: FloatArray,
+    epochs: int,
+    learning_rate: float,
+    loss: FloatArray,
+    z1: FloatArray,
+    a1: FloatArray,
+    z2: FloatArray,
+    a2: FloatArray,
+    first_a2: FloatArray | None = None,
+) -> None:
+    """The tutorial's SimpleNeuralNetwork.train loop fused (ReLU hidden, sigmoid output, MSE)."""
+
 # ---- runtime
 
 def set_num_threads(n: int) -> None:
