@@ -696,8 +696,15 @@ def network_internals(x: Any, hidden: Any, w1: Any, output: Any) -> Figure:
     if w.size <= 64:
         for i in range(w.shape[0]):
             for j in range(w.shape[1]):
-                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=10,
-                        color="white" if abs(w[i, j]) > 0.6 * lim else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{w[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=10,
+                    color="white" if abs(w[i, j]) > 0.6 * lim else "black",
+                )
     ax = axes[1, 1]
     ax.bar(["Output"], [out], width=0.4, color="orange", edgecolor="black")
     ax.axhline(0.5, color="red", linestyle="--", linewidth=2, label="Decision threshold")
