@@ -30,7 +30,59 @@ def relu(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         Same shape and dtype as ``z``; NaN propagates.
     """
 
+def sigmoid(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """1 / (1 + exp(-z)) element-wise (same conventions as :func:`relu`)."""
+
+def tanh(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """tanh(z) element-wise (same conventions as :func:`relu`)."""
+
+def relu_derivative(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """1.0 where z > 0 else 0.0 (same conventions as :func:`relu`)."""
+
+def sigmoid_derivative(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """s (1 - s), s = sigmoid(z) (same conventions as :func:`relu`)."""
+
+def tanh_derivative(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """1 - tanh(z)**2 (same conventions as :func:`relu`)."""
+
+def softmax(z: FloatArray, axis: int = -1, out: FloatArray | None = None) -> FloatArray:
+    """exp(z) / sum(exp(z)) along ``axis`` (any axis of a >= 1-D array).
+
+    Parameters
+    ----------
+    z : ndarray, >= 1-D, float32 or float64, C-contiguous
+    axis : int
+        In ``[-z.ndim, z.ndim)``.
+    out : ndarray, optional
+        Same shape and dtype as ``z``, C-contiguous, writeable; may be ``z`` (in place).
+    """
+
 # ---- losses (issue 3)
+
+def mse_loss(pred: FloatArray, target: FloatArray) -> float:
+    """mean((pred - target)**2), summed in double (NaN when empty)."""
+
+def mse_loss_grad(
+    pred: FloatArray, target: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """2 (pred - target) / pred.size; ``out`` may be ``pred`` or ``target``."""
+
+def binary_cross_entropy(prob: FloatArray, target: FloatArray) -> float:
+    """-mean(t log p + (1 - t) log(1 - p)), log terms clamped at -100 (PyTorch)."""
+
+def binary_cross_entropy_grad(
+    prob: FloatArray, target: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """(p - t) / max(p (1 - p), 1e-12) / p.size (PyTorch's gradient)."""
+
+def softmax_cross_entropy(
+    logits: FloatArray, labels: npt.NDArray[np.int64] | FloatArray
+) -> tuple[float, FloatArray]:
+    """Fused softmax + cross-entropy over rows of ``logits`` (N, K).
+
+    ``labels``: int64 class indices (N,) in [0, K), or one-hot rows (N, K) of the logits' dtype.
+    Returns ``(mean loss, (softmax(logits) - onehot) / N)``.
+    """
 
 # ---- dense / GEMM
 

@@ -19,17 +19,41 @@ from ._convert import as_float_array, as_float_arrays
 __all__: list[str] = []
 
 
+# NOTE: the bindings check everything before touching data, so calling them first and falling
+# back to the conversion policy on TypeError/ValueError is safe; it keeps a tiny layer's call
+# (the tutorial's 8x2x4 batch) as cheap as np.dot. Errors the conversion cannot fix are raised
+# again, unchained, by the second call.
+_CONVERTIBLE = (TypeError, ValueError)
+
+
 def _scalar_if_0d(y: np.ndarray, out: Any) -> Any:
     # Like a NumPy ufunc, a 0-d input gives a NumPy scalar unless the caller passed out=.
     return y[()] if out is None and y.ndim == 0 else y
 
 
 # ----------------------------------------------------------------------------- activations
-__all__ += ["relu"]
+__all__ += [
+    "relu",
+    "relu_derivative",
+    "sigmoid",
+    "sigmoid_derivative",
+    "softmax",
+    "tanh",
+    "tanh_derivative",
+]
 
 
-def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
-    """Rectified linear unit, ``max(0, z)`` element-wise.
+def _elementwise(name: str, z: Any, out: np.ndarray | None) -> Any:
+    kernel = getattr(_core, name)
+    if type(z) is np.ndarray:
+        try:
+            return _scalar_if_0d(kernel(z, out), out)
+        except _CONVERTIBLE:
+            pass
+    return _scalar_if_0d(kernel(as_float_array(z, name, "z"), out), out)
+
+
+_ELEMENTWISE_DOC = """{summary}
 
     Parameters
     ----------
@@ -41,24 +65,265 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Same shape and dtype as ``z``. NaN propagates; ``relu(-0.0)`` is a zero.
+        Same shape and dtype as ``z`` (a NumPy scalar for a 0-d input). {notes}
     """
-    return _scalar_if_0d(_core.relu(as_float_array(z, "relu", "z"), out), out)
+
+
+def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("relu", z, out)
+
+
+def sigmoid(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("sigmoid", z, out)
+
+
+def tanh(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("tanh", z, out)
+
+
+def relu_derivative(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("relu_derivative", z, out)
+
+
+def sigmoid_derivative(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("sigmoid_derivative", z, out)
+
+
+def tanh_derivative(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("tanh_derivative", z, out)
+
+
+relu.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Rectified linear unit, ``max(0, z)`` element-wise.",
+    notes="NaN propagates; ``relu(-0.0)`` is a zero.",
+)
+sigmoid.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Logistic sigmoid ``1 / (1 + exp(-z))`` element-wise.",
+    notes="Stable for any input (no overflow at -1e4); NaN propagates; +-inf give 1 and 0.",
+)
+tanh.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Hyperbolic tangent element-wise.",
+    notes="Full relative accuracy near 0 (tanh(1e-8) = 1e-8); NaN propagates.",
+)
+relu_derivative.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Derivative of relu at ``z``: 1.0 where ``z > 0``, else 0.0 (the tutorial's).",
+    notes="NaN gives 0, as ``(z > 0).astype(float)`` does.",
+)
+sigmoid_derivative.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Derivative of sigmoid at ``z``: ``s * (1 - s)`` with ``s = sigmoid(z)``.",
+    notes="Computed as e / (1 + e)**2, e = exp(-|z|): accurate in the tails too.",
+)
+tanh_derivative.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Derivative of tanh at ``z``: ``1 - tanh(z)**2``.",
+    notes="Computed as 4e / (1 + e)**2, e = exp(-2|z|): no cancellation for large |z|.",
+)
+
+
+def softmax(z: Any, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """Softmax ``exp(z) / sum(exp(z))`` along ``axis``, shifted by the max for stability.
+
+    Parameters
+    ----------
+    z : array_like, at least 1-D
+        Scores; float32 or float64 (others are converted, see ``nnfast._convert``).
+    axis : int, default -1
+        The axis that sums to 1; any axis (negative counts from the end).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``z``'s shape and dtype; may be ``z`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``z``. A slice holding NaN (or +inf) becomes NaN, as in NumPy.
+    """
+    if type(z) is np.ndarray:
+        try:
+            return _core.softmax(z, axis, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.softmax(as_float_array(z, "softmax", "z"), axis, out)
 
 
 # ----------------------------------------------------------------------------- losses
-# (issue 3: mse_loss, binary_cross_entropy, softmax_cross_entropy and gradients go here)
+__all__ += [
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "mse_loss",
+    "mse_loss_grad",
+    "softmax_cross_entropy",
+]
+
+
+def _pair(fn: str, a: Any, a_name: str, b: Any, b_name: str) -> list[np.ndarray]:
+    return as_float_arrays(fn, **{a_name: a, b_name: b})
+
+
+def mse_loss(pred: Any, target: Any) -> float:
+    """Mean squared error ``mean((pred - target)**2)`` over every element (the tutorial's).
+
+    Parameters
+    ----------
+    pred, target : array_like, same shape
+        float32/float64 (mixed dtypes promote to float64).
+
+    Returns
+    -------
+    float
+        Summed in double precision in fixed blocks (identical for any thread count); NaN for
+        empty inputs.
+    """
+    if type(pred) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.mse_loss(pred, target)
+        except _CONVERTIBLE:
+            pass
+    return _core.mse_loss(*_pair("mse_loss", pred, "pred", target, "target"))
+
+
+def mse_loss_grad(pred: Any, target: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`mse_loss` with respect to ``pred``: ``2 (pred - target) / pred.size``.
+
+    Parameters
+    ----------
+    pred, target : array_like, same shape
+    out : numpy.ndarray, optional
+        C-contiguous, writeable, ``pred``'s shape and dtype; may be ``pred`` or ``target``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``pred``'s shape and (promoted) dtype.
+    """
+    if type(pred) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.mse_loss_grad(pred, target, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.mse_loss_grad(*_pair("mse_loss_grad", pred, "pred", target, "target"), out)
+
+
+def binary_cross_entropy(prob: Any, target: Any) -> float:
+    """Binary cross-entropy ``-mean(t log p + (1 - t) log(1 - p))`` over every element.
+
+    Each log term is clamped at -100 as PyTorch does, so ``p`` of exactly 0 or 1 gives a
+    finite loss. ``p`` outside [0, 1] gives NaN (PyTorch raises instead).
+
+    Parameters
+    ----------
+    prob : array_like
+        Probabilities in [0, 1] (e.g. a sigmoid output).
+    target : array_like, same shape
+        Targets, usually 0/1.
+
+    Returns
+    -------
+    float
+        Computed in double precision (``log1p`` for ``log(1 - p)``), summed in fixed blocks.
+    """
+    if type(prob) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.binary_cross_entropy(prob, target)
+        except _CONVERTIBLE:
+            pass
+    return _core.binary_cross_entropy(
+        *_pair("binary_cross_entropy", prob, "prob", target, "target")
+    )
+
+
+def binary_cross_entropy_grad(prob: Any, target: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`binary_cross_entropy` with respect to ``prob``.
+
+    ``(p - t) / max(p (1 - p), 1e-12) / p.size``, PyTorch's formula (the clamp keeps it finite
+    at ``p`` of 0 or 1).
+
+    Parameters
+    ----------
+    prob, target : array_like, same shape
+    out : numpy.ndarray, optional
+        C-contiguous, writeable, ``prob``'s shape and dtype; may be ``prob`` or ``target``.
+    """
+    if type(prob) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.binary_cross_entropy_grad(prob, target, out)
+        except _CONVERTIBLE:
+            pass
+    p, t = _pair("binary_cross_entropy_grad", prob, "prob", target, "target")
+    return _core.binary_cross_entropy_grad(p, t, out)
+
+
+_INT64 = np.dtype(np.int64)
+
+
+def _labels(labels: Any, logits: np.ndarray) -> np.ndarray:
+    fn = "softmax_cross_entropy"
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"{fn}: labels must be an array of integers, got {type(labels).__name__}")
+    y = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    kind = y.dtype.kind
+    if kind in "biu":
+        if y.ndim == 2:  # integer one-hot rows
+            return np.ascontiguousarray(y, dtype=logits.dtype)
+        if kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
+            bad = int(y.max())
+            raise ValueError(
+                f"{fn}: labels must be class indices in [0, {logits.shape[1]}) "
+                f"(K = logits.shape[1]), got {bad} at index {int(np.argmax(y))}"
+            )
+        return np.ascontiguousarray(y, dtype=_INT64)
+    if kind == "f":
+        if y.ndim != 2:
+            raise ValueError(
+                f"{fn}: float labels must be one-hot rows of shape (N, K) = {logits.shape}, "
+                f"got shape {y.shape}; pass class indices as an integer array"
+            )
+        return np.ascontiguousarray(y, dtype=logits.dtype)
+    if kind == "O" and not isinstance(labels, np.ndarray):
+        # A Python list holding an int beyond int64 becomes an object array: out of range.
+        for i, v in enumerate(y.reshape(-1).tolist()):
+            if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < logits.shape[1]:
+                raise ValueError(
+                    f"{fn}: labels must be class indices in [0, {logits.shape[1]}) "
+                    f"(K = logits.shape[1]), got {v} at index {i}"
+                )
+    raise TypeError(
+        f"{fn}: labels must be integer class indices (N,) or one-hot rows (N, K), "
+        f"got dtype {y.dtype}"
+    )
+
+
+def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
+    """Softmax followed by cross-entropy, fused and stable; returns the loss and its gradient.
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, K)
+        Unnormalised scores, float32 or float64.
+    labels : array_like
+        Integer class indices, shape (N,), each in [0, K); or one-hot (or probability) rows of
+        shape (N, K).
+
+    Returns
+    -------
+    loss : float
+        Mean over the N rows of ``-log softmax(logits)[label]`` (``logsumexp`` form, never
+        overflows), summed in double; NaN when N is 0.
+    grad_logits : numpy.ndarray, shape (N, K)
+        ``(softmax(logits) - onehot) / N``, the logits' dtype.
+    """
+    fn = "softmax_cross_entropy"
+    if type(logits) is np.ndarray and type(labels) is np.ndarray:
+        try:
+            return _core.softmax_cross_entropy(logits, labels)
+        except _CONVERTIBLE:
+            pass
+    z = as_float_array(logits, fn, "logits")
+    if z.ndim != 2:
+        raise ValueError(f"{fn}: logits must have 2 dims (N, K), got shape {z.shape}")
+    return _core.softmax_cross_entropy(z, _labels(labels, z))
 
 
 # ----------------------------------------------------------------------------- dense / GEMM
 __all__ += ["dense", "dense_backward", "matmul"]
-
-
-# NOTE: the bindings check everything before touching data, so calling them first and falling
-# back to the conversion policy on TypeError/ValueError is safe; it keeps a tiny layer's call
-# (the tutorial's 8x2x4 batch) as cheap as np.dot. Errors the conversion cannot fix are raised
-# again, unchained, by the second call.
-_CONVERTIBLE = (TypeError, ValueError)
 
 
 def _fortran_2d(a: Any) -> bool:
