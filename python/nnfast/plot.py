@@ -191,7 +191,8 @@ def activation(
     ax1.axvline(0, color="gray", linestyle="--", alpha=0.3)
     ax1.set_xlabel("z (weighted sum)", fontsize=12)
     ax1.set_ylabel("a (activation)", fontsize=12)
-    ax1.set_title(f"{name.capitalize() if key != 'relu' else 'ReLU'} Function {f_label}", **_TITLE)
+    pretty = {"sigmoid": "Sigmoid Function σ(z)", "tanh": "Tanh Function", "relu": "ReLU Function"}
+    ax1.set_title(pretty.get(key, f"{name} Function"), **_TITLE)
     if ylim is not None:
         ax1.set_ylim(*ylim)
     if key == "relu":
