@@ -195,3 +195,28 @@ def test_info_command_prints_config():
     )
     assert r.returncode == 0, r.stderr
     assert "isa:" in r.stdout and "num_threads:" in r.stdout and nf.__version__ in r.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fma_peak_probe_measures_positive_throughput(isa, dtype):
+    from nnfast import _core
+
+    gflops = _core._fma_peak(dtype, 10_000, 1)
+    assert np.isfinite(gflops) and gflops > 0
+    assert _core._fma_peak(dtype, 10_000, 2) > 0
+
+
+@pytest.mark.parametrize(
+    "args, exc, msg",
+    [
+        ((np.int32, 10, 1), TypeError, r"_fma_peak: dtype must be float32 or float64, got int32"),
+        ((np.float32, 0, 1), ValueError, r"_fma_peak: iters must be in \[1, "),
+        ((np.float32, 10, 0), ValueError, r"_fma_peak: threads must be in \[1, 4096\], got 0"),
+        ((np.float32, 10.0, 1), TypeError, r"_fma_peak: iters must be an integer, got float"),
+    ],
+)
+def test_fma_peak_probe_rejects(args, exc, msg):
+    from nnfast import _core
+
+    with pytest.raises(exc, match=msg):
+        _core._fma_peak(*args)

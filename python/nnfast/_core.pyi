@@ -140,3 +140,9 @@ def _isa_available() -> list[str]:
 
 def _new_array(shape: list[int], dtype: np.dtype) -> npt.NDArray[np.floating]:
     """The bindings' overflow-checked output allocation (for tests)."""
+
+def _fma_peak(dtype: npt.DTypeLike, iters: int, threads: int = 1) -> float:
+    """GFLOP/s of register-only FMA chains on the active ISA, run on ``threads`` pool threads.
+
+    A measurement of the machine's limit for the benchmark table, not a kernel.
+    """

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import _runtime
+from . import _core, _runtime
 from . import functional as F
 
 __all__ = ["ROWS", "Row", "main", "run_rows"]
@@ -154,7 +154,6 @@ def _rows_dense() -> None:
 
         return setup
 
-    peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
     for batch, fin, fout in [(256, 784, 512), (64, 784, 128)]:
         flops = 2.0 * batch * fin * fout
         shape = f"{batch}x{fin}x{fout}"
@@ -164,7 +163,6 @@ def _rows_dense() -> None:
                 "dense",
                 fwd(batch, fin, fout, "relu", np.float32),
                 flops=flops,
-                notes=peak,
             )
         )
         ROWS.append(
@@ -173,13 +171,10 @@ def _rows_dense() -> None:
                 "dense",
                 fwd_bwd(batch, fin, fout),
                 flops=3 * flops,
-                notes=peak,
             )
         )
     for n in (256, 1024, 2048):
-        ROWS.append(
-            Row(f"matmul {n}^3 f32", "dense", mm(n), flops=2.0 * n**3, quick=n < 2048, notes=peak)
-        )
+        ROWS.append(Row(f"matmul {n}^3 f32", "dense", mm(n), flops=2.0 * n**3, quick=n < 2048))
     ROWS.append(
         Row(
             "dense tutorial XOR 8x2x4 sigmoid f64",
@@ -241,12 +236,30 @@ def run_rows(
     return results
 
 
+def machine_limits(repeats: int = 5) -> dict[str, float]:
+    """The machine's limits, measured now: f32 FMA GFLOP/s on one core and on every pool thread
+    (register-only FMA chains on the active ISA, best of ``repeats``), and copy bandwidth in GB/s
+    (``np.copyto`` of 64 MiB, median)."""
+    iters = 5_000_000
+    one = max(_core._fma_peak(np.float32, iters, 1) for _ in range(repeats))
+    threads = _runtime.get_num_threads()
+    every = max(_core._fma_peak(np.float32, iters, threads) for _ in range(repeats))
+    src = np.ones(1 << 24, dtype=np.float32)
+    dst = np.empty_like(src)
+    copy_s = statistics.median(_time_once(lambda: np.copyto(dst, src), 1) for _ in range(repeats))
+    return {
+        "fma_gflops_f32_one_core": one,
+        "fma_gflops_f32_all_threads": every,
+        "copy_gbytes_per_s": 2.0 * src.nbytes / copy_s / 1e9,
+    }
+
+
 def _fmt_ms(s: float | None) -> str:
     return "-" if s is None else f"{s * 1e3:.3f}"
 
 
-def format_table(results: list[dict[str, Any]]) -> str:
-    """A Markdown table of the results."""
+def format_table(results: list[dict[str, Any]], limits: dict[str, float] | None = None) -> str:
+    """A Markdown table of the results; with ``limits``, GFLOP/s also as a share of FMA peak."""
     lines = [
         "| workload | nnfast ms | NumPy ms | torch ms | vs NumPy | vs torch | rate | vs copy |",
         "|---|---|---|---|---|---|---|---|",
@@ -256,6 +269,9 @@ def format_table(results: list[dict[str, Any]]) -> str:
         rate = ""
         if "gflops" in r:
             rate = f"{r['gflops']:.1f} GFLOP/s"
+            if limits:
+                peak = limits["fma_gflops_f32_all_threads"]
+                rate += f" ({100 * r['gflops'] / peak:.0f} % of peak)"
         elif "gbytes_per_s" in r:
             rate = f"{r['gbytes_per_s']:.1f} GB/s"
         vs_np = f"{r['speedup_vs_numpy']:.2f}x" if "speedup_vs_numpy" in r else "-"
@@ -317,16 +333,26 @@ def main(argv: list[str] | None = None) -> int:
     if repeats < 1:
         p.error("--repeats must be >= 1")
     info = machine_info(torch)
+    limits = machine_limits()
     print(
         f"nnfast {info['version']} | isa {info['isa']} | threads {info['num_threads']} | "
         f"{info['cpu']} | numpy {info['numpy']} | torch {info['torch'] or 'not installed'}"
     )
     results = run_rows(rows, repeats=repeats, sample_s=0.01 if args.quick else 0.02, torch=torch)
+    print(
+        f"limits measured now: FMA f32 {limits['fma_gflops_f32_one_core']:.0f} GFLOP/s on one "
+        f"core, {limits['fma_gflops_f32_all_threads']:.0f} on {info['num_threads']} threads; "
+        f"copy {limits['copy_gbytes_per_s']:.1f} GB/s"
+    )
     print(f"median of {repeats} interleaved samples per implementation")
-    print(format_table(results))
+    print(format_table(results, limits))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"machine": info, "repeats": repeats, "results": results}, f, indent=2)
+            json.dump(
+                {"machine": info, "limits": limits, "repeats": repeats, "results": results},
+                f,
+                indent=2,
+            )
     return 0
 
 
