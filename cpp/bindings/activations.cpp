@@ -10,8 +10,11 @@ namespace nnfast {
 namespace bind {
 namespace {
 
+using KernelF32 = void (*)(const float*, float*, int64_t);
+using KernelF64 = void (*)(const double*, double*, int64_t);
+
 // Binds an element-wise kernel: any shape in, same shape and dtype out, in place allowed.
-template <void (*F32)(const float*, float*, int64_t), void (*F64)(const double*, double*, int64_t)>
+template <KernelF32 F32, KernelF64 F64>
 py::array elementwise(const char* fn, py::handle z_obj, py::object out) {
   py::array z = require_float_array(z_obj, fn, "z");
   py::array y = prepare_out(out, z.dtype(), shape_of(z), fn, {z}, {z});
@@ -30,15 +33,50 @@ py::array elementwise(const char* fn, py::handle z_obj, py::object out) {
   return y;
 }
 
+#define NNFAST_DEF_ELEMENTWISE(name, doc)                                                    \
+  m.def(                                                                                     \
+      #name,                                                                                 \
+      [](py::handle z, py::object out) {                                                     \
+        return elementwise<&nnfast::name<float>, &nnfast::name<double>>(#name, z, out);       \
+      },                                                                                     \
+      py::arg("z"), py::arg("out") = py::none(), doc)
+
+py::array softmax(py::handle z_obj, py::handle axis_obj, py::object out) {
+  const char* fn = "softmax";
+  py::array z = require_float_array(z_obj, fn, "z");
+  const int64_t ndim = z.ndim();
+  if (ndim == 0) {
+    throw py::value_error("softmax: z must have at least 1 dim, got a 0-d array");
+  }
+  int64_t axis = require_int(axis_obj, fn, "axis", -ndim, ndim - 1);
+  if (axis < 0) axis += ndim;
+  const Shape shape = shape_of(z);
+  py::array y = prepare_out(out, z.dtype(), shape, fn, {z}, {z});
+  int64_t outer = 1, inner = 1;
+  for (int64_t i = 0; i < axis; ++i) outer *= shape[static_cast<size_t>(i)];
+  for (int64_t i = axis + 1; i < ndim; ++i) inner *= shape[static_cast<size_t>(i)];
+  const int64_t len = shape[static_cast<size_t>(axis)];
+  dispatch_float(z, [&](auto t) {
+    using T = decltype(t);
+    const T* src = cdata<T>(z);
+    T* dst = mdata<T>(y);
+    py::gil_scoped_release release;
+    nnfast::softmax<T>(src, dst, outer, len, inner);
+  });
+  return y;
+}
+
 }  // namespace
 
 NNFAST_REGISTER_FAMILY(activations) {
-  m.def(
-      "relu",
-      [](py::handle z, py::object out) {
-        return elementwise<&nnfast::relu<float>, &nnfast::relu<double>>("relu", z, out);
-      },
-      py::arg("z"), py::arg("out") = py::none(), "max(0, z) element-wise; NaN propagates.");
+  NNFAST_DEF_ELEMENTWISE(relu, "max(0, z) element-wise; NaN propagates.");
+  NNFAST_DEF_ELEMENTWISE(sigmoid, "1 / (1 + exp(-z)) element-wise, stable for any z.");
+  NNFAST_DEF_ELEMENTWISE(tanh, "tanh(z) element-wise.");
+  NNFAST_DEF_ELEMENTWISE(relu_derivative, "(z > 0) as 1.0/0.0, the derivative of relu at z.");
+  NNFAST_DEF_ELEMENTWISE(sigmoid_derivative, "s (1 - s) with s = sigmoid(z).");
+  NNFAST_DEF_ELEMENTWISE(tanh_derivative, "1 - tanh(z)**2.");
+  m.def("softmax", &softmax, py::arg("z"), py::arg("axis") = -1, py::arg("out") = py::none(),
+        "exp(z) / sum(exp(z)) along axis, shifted by the max for stability.");
 }
 
 }  // namespace bind

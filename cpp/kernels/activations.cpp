@@ -1,15 +1,24 @@
 // Activation kernels; compiled once per ISA (see isa.h).
 #include "kernels/activations.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include "kernels/simd.h"
+#include "kernels/vmath.h"
 #include "runtime/threadpool.h"
 
 namespace nnfast {
 namespace NNFAST_ISA_NS {
 namespace {
 
-// Element-wise work below this many elements per thread is not worth waking a thread for.
+// Element-wise work below this many elements per thread is not worth waking a thread for
+// (memory-bound ops such as relu; exp-based ops use a smaller grain, see kMathGrain).
 constexpr int64_t kElementwiseGrain = 1 << 15;
+constexpr int64_t kMathGrain = 1 << 14;
+// Softmax: elements per task below which another thread does not pay.
+constexpr int64_t kSoftmaxGrain = 1 << 14;
 
 // Applies op to each register of x in [begin, end) and stores it to y; tails are masked or
 // buffered, never looped over scalars.
@@ -32,9 +41,119 @@ inline void map_range(const T* x, T* y, int64_t begin, int64_t end, Op op) {
 }
 
 template <typename T, typename Op>
-void map_parallel(const T* x, T* y, int64_t n, Op op) {
-  runtime::parallel_for(n, kElementwiseGrain,
+void map_parallel(const T* x, T* y, int64_t n, int64_t grain, Op op) {
+  runtime::parallel_for(n, grain,
                         [&](int64_t begin, int64_t end) { map_range(x, y, begin, end, op); });
+}
+
+// exp(x - m) with the rounding error of x - m restored (TwoSum): a rounded difference would cost
+// up to |x - m| / 2 ulps of relative error (16 ulps for a logit gap of 32 in float32).
+template <typename T>
+inline typename Simd<T>::Reg exp_diff(typename Simd<T>::Reg x, typename Simd<T>::Reg m) {
+  using S = Simd<T>;
+  const auto d = S::sub(x, m);
+  const auto xd = S::add(d, m);  // x as rebuilt from d
+  auto err = S::add(S::sub(x, xd), S::sub(S::sub(xd, d), m));
+  // Infinite x or m make err NaN where exp gives 0 (or NaN on its own): drop the correction.
+  err = S::select(S::is_nan(err), S::zero(), err);
+  const auto e = vmath::exp<T>(d);
+  return S::fmadd(e, err, e);
+}
+
+// Kahan-compensated running sum of registers: s - c is the sum, c the lost low-order part.
+template <typename T>
+struct Kahan {
+  using S = Simd<T>;
+  typename S::Reg s = S::zero(), c = S::zero();
+  void add(typename S::Reg v) {
+    const auto y = S::sub(v, c);
+    const auto t = S::add(s, y);
+    c = S::sub(S::sub(t, s), y);
+    s = t;
+  }
+};
+
+// Softmax of contiguous rows [r0, r1) of length len: max, exp and sum, scale.
+template <typename T>
+void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t len) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t r = r0; r < r1; ++r) {
+    const T* xr = x + r * len;
+    T* yr = y + r * len;
+    // NOTE: max skips a NaN (x86 max returns its second operand), but exp(NaN - m) reaches the
+    // sum, so a row holding NaN becomes all NaN, as in NumPy.
+    auto m0 = S::set1(ninf), m1 = m0;
+    int64_t j = 0;
+    for (; j + 2 * W <= len; j += 2 * W) {
+      m0 = S::max(S::loadu(xr + j), m0);
+      m1 = S::max(S::loadu(xr + j + W), m1);
+    }
+    for (; j + W <= len; j += W) m0 = S::max(S::loadu(xr + j), m0);
+    if (j < len) m1 = S::max(S::load_partial_or(xr + j, len - j, ninf), m1);
+    const auto vm = S::set1(S::reduce_max(S::max(m0, m1)));
+    // Compensated (Kahan) partial sums: long rows stay accurate to a few ulps.
+    Kahan<T> s0, s1;
+    j = 0;
+    for (; j + 2 * W <= len; j += 2 * W) {
+      const auto e0 = exp_diff<T>(S::loadu(xr + j), vm);
+      const auto e1 = exp_diff<T>(S::loadu(xr + j + W), vm);
+      S::storeu(yr + j, e0);
+      S::storeu(yr + j + W, e1);
+      s0.add(e0);
+      s1.add(e1);
+    }
+    for (; j + W <= len; j += W) {
+      const auto e = exp_diff<T>(S::loadu(xr + j), vm);
+      S::storeu(yr + j, e);
+      s0.add(e);
+    }
+    if (j < len) {
+      // Lanes past the end hold exp(-inf) = 0.
+      const auto e = exp_diff<T>(S::load_partial_or(xr + j, len - j, ninf), vm);
+      S::store_partial(yr + j, e, len - j);
+      s1.add(e);
+    }
+    s0.add(S::sub(S::zero(), s1.c));
+    s0.add(s1.s);
+    const auto inv = S::div(S::set1(T(1)), S::set1(S::reduce_add(S::sub(s0.s, s0.c))));
+    j = 0;
+    for (; j + W <= len; j += W) S::storeu(yr + j, S::mul(S::loadu(yr + j), inv));
+    if (j < len) S::store_partial(yr + j, S::mul(S::load_partial(yr + j, len - j), inv), len - j);
+  }
+}
+
+// Softmax along a strided axis: columns [c0, c0 + cn) (cn <= width) of one (len, inner) slab,
+// one register of columns at a time, so every load is contiguous.
+template <typename T>
+void softmax_columns(const T* x, T* y, int64_t len, int64_t inner, int64_t c0, int64_t cn) {
+  using S = Simd<T>;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const bool full = cn == S::width;
+  auto load = [&](const T* p) { return full ? S::loadu(p) : S::load_partial_or(p, cn, ninf); };
+  auto store = [&](T* p, typename S::Reg v) {
+    if (full) {
+      S::storeu(p, v);
+    } else {
+      S::store_partial(p, v, cn);
+    }
+  };
+  auto m = S::set1(ninf);
+  for (int64_t l = 0; l < len; ++l) m = S::max(load(x + l * inner + c0), m);
+  // A NaN column: max skipped it, exp(NaN - m) makes the sum and the column NaN.
+  // NOTE: each lane sums a whole column alone; the compensated sum keeps long columns accurate.
+  Kahan<T> s;
+  for (int64_t l = 0; l < len; ++l) {
+    const auto e = exp_diff<T>(load(x + l * inner + c0), m);
+    store(y + l * inner + c0, e);
+    s.add(e);
+  }
+  const auto inv = S::div(S::set1(T(1)), S::sub(s.s, s.c));
+  for (int64_t l = 0; l < len; ++l) {
+    T* p = y + l * inner + c0;
+    store(p, S::mul(full ? S::loadu(p) : S::load_partial(p, cn), inv));
+  }
 }
 
 }  // namespace
@@ -43,11 +162,70 @@ template <typename T>
 void relu(const T* x, T* y, int64_t n) {
   using S = Simd<T>;
   // Scalar spec: y = x > 0 ? x : (x != x ? x : 0). max(zero, v) returns v when v is NaN.
-  map_parallel(x, y, n, [](typename S::Reg v) { return S::max(S::zero(), v); });
+  map_parallel(x, y, n, kElementwiseGrain, [](typename S::Reg v) { return S::max(S::zero(), v); });
 }
 
-template void relu<float>(const float*, float*, int64_t);
-template void relu<double>(const double*, double*, int64_t);
+template <typename T>
+void sigmoid(const T* x, T* y, int64_t n) {
+  map_parallel(x, y, n, kMathGrain, [](typename Simd<T>::Reg v) { return vmath::sigmoid<T>(v); });
+}
+
+template <typename T>
+void tanh(const T* x, T* y, int64_t n) {
+  map_parallel(x, y, n, kMathGrain, [](typename Simd<T>::Reg v) { return vmath::tanh<T>(v); });
+}
+
+template <typename T>
+void relu_derivative(const T* x, T* y, int64_t n) {
+  map_parallel(x, y, n, kElementwiseGrain,
+               [](typename Simd<T>::Reg v) { return vmath::relu_derivative<T>(v); });
+}
+
+template <typename T>
+void sigmoid_derivative(const T* x, T* y, int64_t n) {
+  map_parallel(x, y, n, kMathGrain,
+               [](typename Simd<T>::Reg v) { return vmath::sigmoid_derivative<T>(v); });
+}
+
+template <typename T>
+void tanh_derivative(const T* x, T* y, int64_t n) {
+  map_parallel(x, y, n, kMathGrain,
+               [](typename Simd<T>::Reg v) { return vmath::tanh_derivative<T>(v); });
+}
+
+template <typename T>
+void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {
+  if (outer <= 0 || len <= 0 || inner <= 0) return;
+  if (inner == 1) {
+    const int64_t grain = std::max<int64_t>(1, kSoftmaxGrain / len);
+    runtime::parallel_for(outer, grain,
+                          [&](int64_t r0, int64_t r1) { softmax_rows(x, y, r0, r1, len); });
+    return;
+  }
+  // Tasks are (slab, register of columns) pairs; each column's result depends only on itself.
+  constexpr int64_t W = Simd<T>::width;
+  const int64_t strips = (inner + W - 1) / W;
+  const int64_t grain = std::max<int64_t>(1, kSoftmaxGrain / (len * W));
+  runtime::parallel_for(outer * strips, grain, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / strips, c0 = (t % strips) * W;
+      softmax_columns(x + o * len * inner, y + o * len * inner, len, inner, c0,
+                      std::min<int64_t>(W, inner - c0));
+    }
+  });
+}
+
+#define NNFAST_INSTANTIATE(T)                                                \
+  template void relu<T>(const T*, T*, int64_t);                              \
+  template void sigmoid<T>(const T*, T*, int64_t);                           \
+  template void tanh<T>(const T*, T*, int64_t);                              \
+  template void relu_derivative<T>(const T*, T*, int64_t);                   \
+  template void sigmoid_derivative<T>(const T*, T*, int64_t);                \
+  template void tanh_derivative<T>(const T*, T*, int64_t);                   \
+  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t);
+NNFAST_INSTANTIATE(float)
+NNFAST_INSTANTIATE(double)
+#undef NNFAST_INSTANTIATE
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast

@@ -1,23 +1,58 @@
-// Element-wise activations and their derivatives, declared for every ISA namespace.
+// Element-wise activations, their derivatives and softmax, declared for every ISA namespace.
+//
+// Element-wise kernels map x[0..n) to y[0..n); x may equal y (in place). Derivatives are of z (as
+// in the tutorial): sigmoid'(z), tanh'(z), relu'(z) = (z > 0). softmax works on a tensor viewed
+// as (outer, len, inner), C order, taking softmax along the middle axis.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/isa.h"
 
-#define NNFAST_DECLARE_ACTIVATIONS(isa)                      \
-  namespace isa {                                            \
-  /* y[i] = max(0, x[i]); NaN propagates. x may equal y. */ \
-  template <typename T>                                      \
-  void relu(const T* x, T* y, int64_t n);                    \
+#define NNFAST_DECLARE_ACTIVATIONS(isa)                                                 \
+  namespace isa {                                                                       \
+  /* y[i] = max(0, x[i]); NaN propagates. */                                            \
+  template <typename T>                                                                 \
+  void relu(const T* x, T* y, int64_t n);                                               \
+  /* y[i] = 1 / (1 + exp(-x[i])), stable for any x. */                                  \
+  template <typename T>                                                                 \
+  void sigmoid(const T* x, T* y, int64_t n);                                            \
+  /* y[i] = tanh(x[i]). */                                                              \
+  template <typename T>                                                                 \
+  void tanh(const T* x, T* y, int64_t n);                                               \
+  /* y[i] = x[i] > 0 ? 1 : 0. */                                                        \
+  template <typename T>                                                                 \
+  void relu_derivative(const T* x, T* y, int64_t n);                                    \
+  /* y[i] = s (1 - s), s = sigmoid(x[i]). */                                            \
+  template <typename T>                                                                 \
+  void sigmoid_derivative(const T* x, T* y, int64_t n);                                 \
+  /* y[i] = 1 - tanh(x[i])^2. */                                                        \
+  template <typename T>                                                                 \
+  void tanh_derivative(const T* x, T* y, int64_t n);                                    \
+  /* softmax along the middle axis of x viewed as (outer, len, inner); x may equal y. */ \
+  template <typename T>                                                                 \
+  void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner);            \
   }
 
 namespace nnfast {
 NNFAST_FOR_EACH_ISA(NNFAST_DECLARE_ACTIVATIONS)
 
-// Runs the active ISA's relu.
+// Front ends running the active ISA's kernel.
+#define NNFAST_ACTIVATION_FRONT(name)                \
+  template <typename T>                              \
+  void name(const T* x, T* y, int64_t n) {           \
+    NNFAST_DISPATCH(name<T>, x, y, n);               \
+  }
+NNFAST_ACTIVATION_FRONT(relu)
+NNFAST_ACTIVATION_FRONT(sigmoid)
+NNFAST_ACTIVATION_FRONT(tanh)
+NNFAST_ACTIVATION_FRONT(relu_derivative)
+NNFAST_ACTIVATION_FRONT(sigmoid_derivative)
+NNFAST_ACTIVATION_FRONT(tanh_derivative)
+#undef NNFAST_ACTIVATION_FRONT
+
 template <typename T>
-void relu(const T* x, T* y, int64_t n) {
-  NNFAST_DISPATCH(relu<T>, x, y, n);
+void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {
+  NNFAST_DISPATCH(softmax<T>, x, y, outer, len, inner);
 }
 }  // namespace nnfast

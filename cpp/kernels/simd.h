@@ -8,6 +8,11 @@
 //
 // min/max follow x86 semantics on every path: max(a, b) returns b when either is NaN, so
 // max(zero, x) propagates a NaN in x.
+//
+// Beyond arithmetic: abs/neg/copysign (sign-bit operations), pow2i(n) = 2^n and ldexp(x, n) =
+// x * 2^n with one rounding for integer-valued float registers n (used by vmath.h's exp),
+// load_partial_or (tail lanes filled with a value) and, on Simd<double>, load_from(float*), which
+// widens floats so reductions can accumulate in double.
 #pragma once
 
 #include <cmath>
@@ -48,6 +53,14 @@ inline typename S::Reg load_partial_buffered(const T* p, int64_t n) {
 }
 
 template <typename S, typename T>
+inline typename S::Reg load_partial_or_buffered(const T* p, int64_t n, T fill) {
+  alignas(64) T buf[S::width];
+  for (int i = 0; i < S::width; ++i) buf[i] = fill;
+  std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(T));
+  return S::loadu(buf);
+}
+
+template <typename S, typename T>
 inline void store_partial_buffered(T* p, typename S::Reg v, int64_t n) {
   alignas(64) T buf[S::width];
   S::storeu(buf, v);
@@ -80,6 +93,17 @@ struct Simd<float> {
   static Mask cmp_lt(Reg a, Reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static Mask is_nan(Reg a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
   static Reg select(Mask m, Reg a, Reg b) { return _mm512_mask_blend_ps(m, b, a); }
+  static Reg load_partial_or(const float* p, int64_t n, float fill) {
+    return _mm512_mask_loadu_ps(set1(fill), first(n), p);
+  }
+  static Reg abs(Reg a) { return _mm512_abs_ps(a); }
+  static Reg neg(Reg a) { return _mm512_xor_ps(a, set1(-0.0f)); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = set1(-0.0f);
+    return _mm512_or_ps(_mm512_andnot_ps(m, mag), _mm512_and_ps(m, sign));
+  }
+  static Reg pow2i(Reg n) { return _mm512_scalef_ps(set1(1.0f), n); }
+  static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_ps(x, n); }
   // NOTE: not _mm512_reduce_*: gcc 12's versions trip -Wmaybe-uninitialized.
   static float reduce_add(Reg a) {
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
@@ -122,6 +146,23 @@ struct Simd<double> {
   static Mask cmp_lt(Reg a, Reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_LT_OQ); }
   static Mask is_nan(Reg a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
   static Reg select(Mask m, Reg a, Reg b) { return _mm512_mask_blend_pd(m, b, a); }
+  static Reg load_partial_or(const double* p, int64_t n, double fill) {
+    return _mm512_mask_loadu_pd(set1(fill), first(n), p);
+  }
+  static Reg abs(Reg a) { return _mm512_abs_pd(a); }
+  static Reg neg(Reg a) { return _mm512_xor_pd(a, set1(-0.0)); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = set1(-0.0);
+    return _mm512_or_pd(_mm512_andnot_pd(m, mag), _mm512_and_pd(m, sign));
+  }
+  static Reg pow2i(Reg n) { return _mm512_scalef_pd(set1(1.0), n); }
+  static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_pd(x, n); }
+  static Reg load_from(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+  static Reg load_from(const double* p) { return loadu(p); }
+  static Reg load_from_partial(const float* p, int64_t n) {
+    return _mm512_cvtps_pd(_mm256_maskz_loadu_ps(first(n), p));
+  }
+  static Reg load_from_partial(const double* p, int64_t n) { return load_partial(p, n); }
   static double reduce_add(Reg a) {
     const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
     const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
@@ -163,6 +204,28 @@ struct Simd<float> {
   static Mask cmp_lt(Reg a, Reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
   static Mask is_nan(Reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static Reg select(Mask m, Reg a, Reg b) { return _mm256_blendv_ps(b, a, m); }
+  static Reg load_partial_or(const float* p, int64_t n, float fill) {
+    return load_partial_or_buffered<Simd<float>>(p, n, fill);
+  }
+  static Reg abs(Reg a) { return _mm256_andnot_ps(set1(-0.0f), a); }
+  static Reg neg(Reg a) { return _mm256_xor_ps(a, set1(-0.0f)); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = set1(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, sign));
+  }
+  // 2^n for integer-valued n with 2^n normal: n + magic puts n in the low mantissa bits, and the
+  // shift moves (n + bias) into the exponent field (the magic's own bits shift out).
+  static Reg pow2i(Reg n) {
+    const Reg t = add(n, set1(float(12582912.0 + 127)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23));
+  }
+  // x * 2^n with one rounding (subnormal results included) for integer-valued n whose halves give
+  // normal powers of two.
+  static Reg ldexp(Reg x, Reg n) {
+    const Reg magic = set1(float(12582912.0));
+    const Reg h = sub(add(mul(n, set1(float(0.5))), magic), magic);
+    return mul(mul(x, pow2i(h)), pow2i(sub(n, h)));
+  }
   static float reduce_add(Reg a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -205,6 +268,36 @@ struct Simd<double> {
   static Mask cmp_lt(Reg a, Reg b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
   static Mask is_nan(Reg a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
   static Reg select(Mask m, Reg a, Reg b) { return _mm256_blendv_pd(b, a, m); }
+  static Reg load_partial_or(const double* p, int64_t n, double fill) {
+    return load_partial_or_buffered<Simd<double>>(p, n, fill);
+  }
+  static Reg abs(Reg a) { return _mm256_andnot_pd(set1(-0.0), a); }
+  static Reg neg(Reg a) { return _mm256_xor_pd(a, set1(-0.0)); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = set1(-0.0);
+    return _mm256_or_pd(_mm256_andnot_pd(m, mag), _mm256_and_pd(m, sign));
+  }
+  // 2^n for integer-valued n with 2^n normal: n + magic puts n in the low mantissa bits, and the
+  // shift moves (n + bias) into the exponent field (the magic's own bits shift out).
+  static Reg pow2i(Reg n) {
+    const Reg t = add(n, set1(double(6755399441055744.0 + 1023)));
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(t), 52));
+  }
+  // x * 2^n with one rounding (subnormal results included) for integer-valued n whose halves give
+  // normal powers of two.
+  static Reg ldexp(Reg x, Reg n) {
+    const Reg magic = set1(double(6755399441055744.0));
+    const Reg h = sub(add(mul(n, set1(double(0.5))), magic), magic);
+    return mul(mul(x, pow2i(h)), pow2i(sub(n, h)));
+  }
+  static Reg load_from(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static Reg load_from(const double* p) { return loadu(p); }
+  static Reg load_from_partial(const float* p, int64_t n) {
+    alignas(16) float buf[4] = {};
+    std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(float));
+    return load_from(buf);
+  }
+  static Reg load_from_partial(const double* p, int64_t n) { return load_partial(p, n); }
   static double reduce_add(Reg a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
@@ -246,6 +339,28 @@ struct Simd<float> {
   static Mask is_nan(Reg a) { return _mm_cmpunord_ps(a, a); }
   static Reg select(Mask m, Reg a, Reg b) {
     return _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b));
+  }
+  static Reg load_partial_or(const float* p, int64_t n, float fill) {
+    return load_partial_or_buffered<Simd<float>>(p, n, fill);
+  }
+  static Reg abs(Reg a) { return _mm_andnot_ps(set1(-0.0f), a); }
+  static Reg neg(Reg a) { return _mm_xor_ps(a, set1(-0.0f)); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = set1(-0.0f);
+    return _mm_or_ps(_mm_andnot_ps(m, mag), _mm_and_ps(m, sign));
+  }
+  // 2^n for integer-valued n with 2^n normal: n + magic puts n in the low mantissa bits, and the
+  // shift moves (n + bias) into the exponent field (the magic's own bits shift out).
+  static Reg pow2i(Reg n) {
+    const Reg t = add(n, set1(float(12582912.0 + 127)));
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_castps_si128(t), 23));
+  }
+  // x * 2^n with one rounding (subnormal results included) for integer-valued n whose halves give
+  // normal powers of two.
+  static Reg ldexp(Reg x, Reg n) {
+    const Reg magic = set1(float(12582912.0));
+    const Reg h = sub(add(mul(n, set1(float(0.5))), magic), magic);
+    return mul(mul(x, pow2i(h)), pow2i(sub(n, h)));
   }
   static float reduce_add(Reg a) {
     __m128 s = _mm_add_ps(a, _mm_movehl_ps(a, a));
@@ -289,6 +404,38 @@ struct Simd<double> {
   static Reg select(Mask m, Reg a, Reg b) {
     return _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b));
   }
+  static Reg load_partial_or(const double* p, int64_t n, double fill) {
+    return load_partial_or_buffered<Simd<double>>(p, n, fill);
+  }
+  static Reg abs(Reg a) { return _mm_andnot_pd(set1(-0.0), a); }
+  static Reg neg(Reg a) { return _mm_xor_pd(a, set1(-0.0)); }
+  static Reg copysign(Reg mag, Reg sign) {
+    const Reg m = set1(-0.0);
+    return _mm_or_pd(_mm_andnot_pd(m, mag), _mm_and_pd(m, sign));
+  }
+  // 2^n for integer-valued n with 2^n normal: n + magic puts n in the low mantissa bits, and the
+  // shift moves (n + bias) into the exponent field (the magic's own bits shift out).
+  static Reg pow2i(Reg n) {
+    const Reg t = add(n, set1(double(6755399441055744.0 + 1023)));
+    return _mm_castsi128_pd(_mm_slli_epi64(_mm_castpd_si128(t), 52));
+  }
+  // x * 2^n with one rounding (subnormal results included) for integer-valued n whose halves give
+  // normal powers of two.
+  static Reg ldexp(Reg x, Reg n) {
+    const Reg magic = set1(double(6755399441055744.0));
+    const Reg h = sub(add(mul(n, set1(double(0.5))), magic), magic);
+    return mul(mul(x, pow2i(h)), pow2i(sub(n, h)));
+  }
+  static Reg load_from(const float* p) {
+    return _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))));
+  }
+  static Reg load_from(const double* p) { return loadu(p); }
+  static Reg load_from_partial(const float* p, int64_t n) {
+    alignas(16) float buf[2] = {};
+    std::memcpy(buf, p, static_cast<size_t>(n) * sizeof(float));
+    return load_from(buf);
+  }
+  static Reg load_from_partial(const double* p, int64_t n) { return load_partial(p, n); }
   static double reduce_add(Reg a) { return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a))); }
   static double reduce_max(Reg a) { return _mm_cvtsd_f64(_mm_max_sd(a, _mm_unpackhi_pd(a, a))); }
 };
@@ -321,6 +468,17 @@ struct Simd {
   static Mask cmp_lt(Reg a, Reg b) { return a < b; }
   static Mask is_nan(Reg a) { return a != a; }
   static Reg select(Mask m, Reg a, Reg b) { return m ? a : b; }
+  static Reg load_partial_or(const T* p, int64_t n, T fill) { return n > 0 ? *p : fill; }
+  static Reg abs(Reg a) { return std::fabs(a); }
+  static Reg neg(Reg a) { return -a; }
+  static Reg copysign(Reg mag, Reg sign) { return std::copysign(mag, sign); }
+  // NOTE: converting a NaN to int is undefined; NaN n propagates instead.
+  static Reg pow2i(Reg n) { return n == n ? std::ldexp(T(1), static_cast<int>(n)) : n; }
+  static Reg ldexp(Reg x, Reg n) { return n == n ? std::ldexp(x, static_cast<int>(n)) : x + n; }
+  static Reg load_from(const float* p) { return static_cast<T>(*p); }
+  static Reg load_from(const double* p) { return static_cast<T>(*p); }
+  static Reg load_from_partial(const float* p, int64_t n) { return n > 0 ? T(*p) : T(0); }
+  static Reg load_from_partial(const double* p, int64_t n) { return n > 0 ? T(*p) : T(0); }
   static T reduce_add(Reg a) { return a; }
   static T reduce_max(Reg a) { return a; }
 };

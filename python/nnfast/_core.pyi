@@ -30,6 +30,33 @@ def relu(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         Same shape and dtype as ``z``; NaN propagates.
     """
 
+def sigmoid(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """1 / (1 + exp(-z)) element-wise (same conventions as :func:`relu`)."""
+
+def tanh(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """tanh(z) element-wise (same conventions as :func:`relu`)."""
+
+def relu_derivative(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """1.0 where z > 0 else 0.0 (same conventions as :func:`relu`)."""
+
+def sigmoid_derivative(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """s (1 - s), s = sigmoid(z) (same conventions as :func:`relu`)."""
+
+def tanh_derivative(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """1 - tanh(z)**2 (same conventions as :func:`relu`)."""
+
+def softmax(z: FloatArray, axis: int = -1, out: FloatArray | None = None) -> FloatArray:
+    """exp(z) / sum(exp(z)) along ``axis`` (any axis of a >= 1-D array).
+
+    Parameters
+    ----------
+    z : ndarray, >= 1-D, float32 or float64, C-contiguous
+    axis : int
+        In ``[-z.ndim, z.ndim)``.
+    out : ndarray, optional
+        Same shape and dtype as ``z``, C-contiguous, writeable; may be ``z`` (in place).
+    """
+
 # ---- losses (issue 3)
 
 # ---- dense / GEMM

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -58,22 +59,49 @@ def _rng() -> np.random.Generator:
 
 
 def _rows_activations() -> None:
+    from . import reference as ref
+
     n = 1 << 20
 
-    def relu_setup(torch: Any) -> dict[str, Impl]:
-        z = _rng().standard_normal(n, dtype=np.float32)
+    def unary(name: str, numpy_fn: Callable[[Any], Any]) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            z = _rng().standard_normal(n, dtype=np.float32)
+            dst = np.empty_like(z)
+            fn = getattr(F, name)
+            impls: dict[str, Impl] = {
+                "nnfast": lambda: fn(z),
+                "numpy": lambda: numpy_fn(z),
+                "copy": lambda: np.copyto(dst, z),
+            }
+            if torch is not None:
+                tz = torch.from_numpy(z)
+                tfn = getattr(torch, name)
+                impls["torch"] = lambda: tfn(tz)
+            return impls
+
+        return setup
+
+    # NumPy's best: sigmoid via the stable reference, relu by np.maximum, tanh by np.tanh.
+    ROWS.append(Row("relu 1M f32", "activations", unary("relu", ref.relu), bytes=8.0 * n))
+    ROWS.append(Row("sigmoid 1M f32", "activations", unary("sigmoid", ref.sigmoid), bytes=8.0 * n))
+    ROWS.append(Row("tanh 1M f32", "activations", unary("tanh", np.tanh), bytes=8.0 * n))
+
+    rows, cols = 256, 1000
+
+    def softmax_setup(torch: Any) -> dict[str, Impl]:
+        z = _rng().standard_normal((rows, cols), dtype=np.float32)
         dst = np.empty_like(z)
         impls: dict[str, Impl] = {
-            "nnfast": lambda: F.relu(z),
-            "numpy": lambda: np.maximum(z, 0),
+            "nnfast": lambda: F.softmax(z),
+            "numpy": lambda: ref.softmax(z),
             "copy": lambda: np.copyto(dst, z),
         }
         if torch is not None:
             tz = torch.from_numpy(z)
-            impls["torch"] = lambda: torch.relu(tz)
+            impls["torch"] = lambda: torch.softmax(tz, dim=-1)
         return impls
 
-    ROWS.append(Row("relu 1M f32", "activations", relu_setup, bytes=8.0 * n))
+    ROWS.append(Row("softmax 256x1000 f32", "activations", softmax_setup, bytes=8.0 * rows * cols))
 
 
 _rows_activations()
@@ -309,6 +337,9 @@ def _cpu_model() -> str:
 def _import_torch(disabled: bool) -> Any:
     if disabled:
         return None
+    # NOTE: torch's OpenMP workers spin-wait after each op by default and steal the cores nnfast's
+    # own threads need in the interleaved timing; passive waiting must be set before the import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch  # type: ignore[import-not-found]
     except ImportError:

@@ -19,17 +19,41 @@ from ._convert import as_float_array, as_float_arrays
 __all__: list[str] = []
 
 
+# NOTE: the bindings check everything before touching data, so calling them first and falling
+# back to the conversion policy on TypeError/ValueError is safe; it keeps a tiny layer's call
+# (the tutorial's 8x2x4 batch) as cheap as np.dot. Errors the conversion cannot fix are raised
+# again, unchained, by the second call.
+_CONVERTIBLE = (TypeError, ValueError)
+
+
 def _scalar_if_0d(y: np.ndarray, out: Any) -> Any:
     # Like a NumPy ufunc, a 0-d input gives a NumPy scalar unless the caller passed out=.
     return y[()] if out is None and y.ndim == 0 else y
 
 
 # ----------------------------------------------------------------------------- activations
-__all__ += ["relu"]
+__all__ += [
+    "relu",
+    "relu_derivative",
+    "sigmoid",
+    "sigmoid_derivative",
+    "softmax",
+    "tanh",
+    "tanh_derivative",
+]
 
 
-def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
-    """Rectified linear unit, ``max(0, z)`` element-wise.
+def _elementwise(name: str, z: Any, out: np.ndarray | None) -> Any:
+    kernel = getattr(_core, name)
+    if type(z) is np.ndarray:
+        try:
+            return _scalar_if_0d(kernel(z, out), out)
+        except _CONVERTIBLE:
+            pass
+    return _scalar_if_0d(kernel(as_float_array(z, name, "z"), out), out)
+
+
+_ELEMENTWISE_DOC = """{summary}
 
     Parameters
     ----------
@@ -41,9 +65,83 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        Same shape and dtype as ``z``. NaN propagates; ``relu(-0.0)`` is a zero.
+        Same shape and dtype as ``z`` (a NumPy scalar for a 0-d input). {notes}
     """
-    return _scalar_if_0d(_core.relu(as_float_array(z, "relu", "z"), out), out)
+
+
+def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("relu", z, out)
+
+
+def sigmoid(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("sigmoid", z, out)
+
+
+def tanh(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("tanh", z, out)
+
+
+def relu_derivative(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("relu_derivative", z, out)
+
+
+def sigmoid_derivative(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("sigmoid_derivative", z, out)
+
+
+def tanh_derivative(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("tanh_derivative", z, out)
+
+
+relu.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Rectified linear unit, ``max(0, z)`` element-wise.",
+    notes="NaN propagates; ``relu(-0.0)`` is a zero.",
+)
+sigmoid.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Logistic sigmoid ``1 / (1 + exp(-z))`` element-wise.",
+    notes="Stable for any input (no overflow at -1e4); NaN propagates; +-inf give 1 and 0.",
+)
+tanh.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Hyperbolic tangent element-wise.",
+    notes="Full relative accuracy near 0 (tanh(1e-8) = 1e-8); NaN propagates.",
+)
+relu_derivative.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Derivative of relu at ``z``: 1.0 where ``z > 0``, else 0.0 (the tutorial's).",
+    notes="NaN gives 0, as ``(z > 0).astype(float)`` does.",
+)
+sigmoid_derivative.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Derivative of sigmoid at ``z``: ``s * (1 - s)`` with ``s = sigmoid(z)``.",
+    notes="Computed as e / (1 + e)**2, e = exp(-|z|): accurate in the tails too.",
+)
+tanh_derivative.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="Derivative of tanh at ``z``: ``1 - tanh(z)**2``.",
+    notes="Computed as 4e / (1 + e)**2, e = exp(-2|z|): no cancellation for large |z|.",
+)
+
+
+def softmax(z: Any, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """Softmax ``exp(z) / sum(exp(z))`` along ``axis``, shifted by the max for stability.
+
+    Parameters
+    ----------
+    z : array_like, at least 1-D
+        Scores; float32 or float64 (others are converted, see ``nnfast._convert``).
+    axis : int, default -1
+        The axis that sums to 1; any axis (negative counts from the end).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``z``'s shape and dtype; may be ``z`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype as ``z``. A slice holding NaN (or +inf) becomes NaN, as in NumPy.
+    """
+    if type(z) is np.ndarray:
+        try:
+            return _core.softmax(z, axis, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.softmax(as_float_array(z, "softmax", "z"), axis, out)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -52,13 +150,6 @@ def relu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- dense / GEMM
 __all__ += ["dense", "dense_backward", "matmul"]
-
-
-# NOTE: the bindings check everything before touching data, so calling them first and falling
-# back to the conversion policy on TypeError/ValueError is safe; it keeps a tiny layer's call
-# (the tutorial's 8x2x4 batch) as cheap as np.dot. Errors the conversion cannot fix are raised
-# again, unchained, by the second call.
-_CONVERTIBLE = (TypeError, ValueError)
 
 
 def _fortran_2d(a: Any) -> bool:

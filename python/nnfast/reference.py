@@ -68,14 +68,24 @@ def softmax(z: Any, axis: int = -1) -> np.ndarray:
 
 
 def sigmoid_derivative(z: Any) -> np.ndarray:
-    """s(z) * (1 - s(z))."""
-    s = sigmoid(z)
-    return s * (1 - s)
+    """s(z) * (1 - s(z)), the derivative at z, as e / (1 + e)**2 with e = exp(-|z|).
+
+    NOTE: the tutorial's s * (1 - s) is the same function, but from a rounded s it loses all
+    relative accuracy in the tails (it gives 0 for z > 37 in float64); this form does not.
+    """
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return (e / (1 + e) ** 2).astype(z.dtype if z.dtype.kind == "f" else np.float64, copy=False)
 
 
 def tanh_derivative(z: Any) -> np.ndarray:
-    """1 - tanh(z)**2."""
-    return 1 - np.tanh(z) ** 2
+    """1 - tanh(z)**2, the derivative at z, as 4 e / (1 + e)**2 with e = exp(-2|z|).
+
+    NOTE: same function as the tutorial's, without its cancellation for large |z|.
+    """
+    z = np.asarray(z)
+    e = np.exp(-2 * np.abs(z))
+    return (4 * e / (1 + e) ** 2).astype(z.dtype if z.dtype.kind == "f" else np.float64, copy=False)
 
 
 def relu_derivative(z: Any) -> np.ndarray:
