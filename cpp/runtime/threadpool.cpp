@@ -24,7 +24,7 @@ namespace {
 
 thread_local bool t_inside_task = false;
 
-// Marks the calling thread as running a pool task for the scope's duration.
+// Marks the calling thread as running a pool task for its lifetime.
 struct InsideTask {
   bool before = t_inside_task;
   InsideTask() { t_inside_task = true; }
@@ -92,8 +92,8 @@ class Pool {
     }
     cv_work_.notify_all();
     {
-      // NOTE: this thread holds use_mutex_; a parallel_for nested in chunk 0 must run inline
-      // rather than try_lock a mutex its own thread owns (undefined behaviour for std::mutex).
+      // NOTE: a parallel_for nested in the caller's own chunk must run inline, as in the
+      // workers' chunks: it would otherwise try_lock use_mutex_, which this thread holds.
       InsideTask inside;
       run_chunk(job_, 0);
     }

@@ -1,0 +1,420 @@
+// Convolution kernels (direct and im2col + GEMM), forward and backward; compiled once per ISA.
+#include "kernels/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/gemm.h"
+#include "kernels/gemm_epilogue.h"
+#include "kernels/simd.h"
+#include "runtime/threadpool.h"
+#include "runtime/workspace.h"
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+namespace {
+
+// Elements of one unfolded (im2col) chunk or padded input block: output rows are taken in
+// chunks so a task's scratch stays near L2 size whatever the image size (at least one row).
+constexpr int64_t kChunkElems = int64_t(1) << 18;
+// Weight-gradient partial sums: at most this many groups of images (fixed by the shape, never by
+// the thread count), and at most this many elements of partials in all.
+constexpr int64_t kMaxGroups = 8;
+constexpr int64_t kPartialElems = int64_t(1) << 22;
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// Output channels per register block of the direct kernel, and vectors along the output row.
+#if defined(NNFAST_SIMD_AVX512)
+constexpr int kDirectOB = 8;
+#else
+constexpr int kDirectOB = 4;
+#endif
+constexpr int kDirectNV = 2;
+
+// Output columns [lo, hi) whose input column ox*sw + j - pl lies inside [0, w).
+inline void valid_cols(const Conv2dGeometry& g, int64_t j, int64_t* lo, int64_t* hi) {
+  const int64_t first = g.pl - j;  // ox*sw >= first
+  *lo = first <= 0 ? 0 : std::min(g.wo, ceil_div(first, g.sw));
+  const int64_t last = g.w - 1 + g.pl - j;  // ox*sw <= last
+  *hi = last < 0 ? 0 : std::min(g.wo, last / g.sw + 1);
+  if (*hi < *lo) *hi = *lo;
+}
+
+// col[(ci*kh + i)*kw + j][(oy - oy0)*wo + ox] = x[ci, oy*sh + i - pt, ox*sw + j - pl] (0 outside)
+// for output rows [oy0, oy1) of one image.
+template <typename T>
+void im2col(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* col) {
+  const int64_t pc = (oy1 - oy0) * g.wo;
+  for (int64_t ci = 0; ci < g.c; ++ci) {
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j) {
+        T* dst = col + ((ci * g.kh + i) * g.kw + j) * pc;
+        int64_t lo, hi;
+        valid_cols(g, j, &lo, &hi);
+        for (int64_t oy = oy0; oy < oy1; ++oy, dst += g.wo) {
+          const int64_t iy = oy * g.sh + i - g.pt;
+          if (iy < 0 || iy >= g.h || lo >= hi) {
+            std::fill(dst, dst + g.wo, T(0));
+            continue;
+          }
+          const T* src = x + (ci * g.h + iy) * g.w + j - g.pl;
+          std::fill(dst, dst + lo, T(0));
+          if (g.sw == 1) {
+            std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = src[ox * g.sw];
+          }
+          std::fill(dst + hi, dst + g.wo, T(0));
+        }
+      }
+    }
+  }
+}
+
+// gx[ci, oy*sh + i - pt, ox*sw + j - pl] += col[...] for output rows [oy0, oy1) (inverse of
+// im2col), in a fixed order.
+template <typename T>
+void col2im_add(const T* col, const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* gx) {
+  const int64_t pc = (oy1 - oy0) * g.wo;
+  for (int64_t ci = 0; ci < g.c; ++ci) {
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const T* src = col + ((ci * g.kh + i) * g.kw + j) * pc;
+        int64_t lo, hi;
+        valid_cols(g, j, &lo, &hi);
+        for (int64_t oy = oy0; oy < oy1; ++oy, src += g.wo) {
+          const int64_t iy = oy * g.sh + i - g.pt;
+          if (iy < 0 || iy >= g.h) continue;
+          T* dst = gx + (ci * g.h + iy) * g.w + j - g.pl;
+          if (g.sw == 1) {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] += src[ox];
+          } else {
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox * g.sw] += src[ox];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Output rows per im2col chunk: the unfolded chunk (K x rows*wo) stays within kChunkElems.
+inline int64_t chunk_rows(const Conv2dGeometry& g) {
+  const int64_t k = std::max<int64_t>(1, g.c * g.kh * g.kw);
+  return std::max<int64_t>(1, std::min(g.ho, kChunkElems / (k * g.wo)));
+}
+
+// ---------------------------------------------------------------------------- direct kernel
+
+// Padded input rows of one image for output rows [oy0, oy1), for the direct kernel (sw == 1):
+// rows_p rows of wr columns per channel, column q holding x column q - pl (0 outside).
+template <typename T>
+void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, int64_t wr,
+              T* xp) {
+  std::fill(xp, xp + g.c * rows_p * wr, T(0));
+  const int64_t q0 = std::max<int64_t>(0, g.pl);         // first padded column holding x
+  const int64_t q1 = std::min<int64_t>(wr, g.pl + g.w);  // one past the last
+  if (q1 <= q0) return;
+  for (int64_t ci = 0; ci < g.c; ++ci) {
+    for (int64_t r = 0; r < rows_p; ++r) {
+      const int64_t iy = oy0 * g.sh + r - g.pt;
+      if (iy < 0 || iy >= g.h) continue;
+      std::memcpy(xp + (ci * rows_p + r) * wr + q0, x + (ci * g.h + iy) * g.w + q0 - g.pl,
+                  static_cast<size_t>(q1 - q0) * sizeof(T));
+    }
+  }
+}
+
+// Direct convolution of output rows [oy0, oy1) of one image, stride_w 1: for each block of
+// kDirectOB output channels and kDirectNV vectors along the row, the products over every tap
+// (ci, i, j) accumulate in registers, each input vector reused for the whole channel block.
+// wpack holds the weights per channel block as [block][tap][kDirectOB] (zero-padded channels).
+template <typename T, GemmActivation Act>
+void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const T* b,
+                 const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* y) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  constexpr int OB = kDirectOB, NV = kDirectNV;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const int64_t plane = g.ho * g.wo;
+  for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
+    const int64_t ob = std::min<int64_t>(OB, g.o - o0);
+    const T* wb = wpack + (o0 / OB) * taps * OB;
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
+      const T* xrow = xp + (oy - oy0) * g.sh * wr;
+      for (int64_t ox0 = 0; ox0 < g.wo; ox0 += NV * W) {
+        Reg acc[OB][NV];
+#pragma GCC unroll 16
+        for (int q = 0; q < OB; ++q) {
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[q][v] = S::zero();
+        }
+        const T* wt = wb;
+        for (int64_t ci = 0; ci < g.c; ++ci) {
+          const T* xc = xrow + ci * rows_p * wr + ox0;
+          for (int64_t i = 0; i < g.kh; ++i) {
+            const T* xr = xc + i * wr;
+            for (int64_t j = 0; j < g.kw; ++j, wt += OB) {
+              Reg xv[NV];
+#pragma GCC unroll 4
+              for (int v = 0; v < NV; ++v) xv[v] = S::loadu(xr + j + v * W);
+#pragma GCC unroll 16
+              for (int q = 0; q < OB; ++q) {
+                const Reg wv = S::set1(wt[q]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[q][v] = S::fmadd(wv, xv[v], acc[q][v]);
+              }
+            }
+          }
+        }
+        for (int64_t q = 0; q < ob; ++q) {
+          T* yrow = y + (o0 + q) * plane + oy * g.wo + ox0;
+          const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+          for (int v = 0; v < NV; ++v) {
+            const int64_t lanes = g.wo - ox0 - v * W;
+            if (lanes <= 0) break;
+            Reg r = acc[q][v];
+            if (b != nullptr) r = S::add(r, bias);
+            r = epi::activate<Act, T>(r);
+            if (lanes >= W) {
+              S::storeu(yrow + v * W, r);
+            } else {
+              S::store_partial(yrow + v * W, r, lanes);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T, GemmActivation Act>
+void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  constexpr int OB = kDirectOB;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const int64_t blocks = ceil_div(g.o, OB);
+  const int64_t wr = round_up(g.wo, kDirectNV * W) + g.kw - 1;
+  // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
+  const int threads = runtime::num_threads();
+  const int64_t rows_all = (g.ho - 1) * g.sh + g.kh;
+  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  r_blocks = std::max(r_blocks, ceil_div(g.c * rows_all * wr, kChunkElems));
+  r_blocks = std::min(r_blocks, g.ho);
+  const int64_t rows_per = ceil_div(g.ho, r_blocks);
+  r_blocks = ceil_div(g.ho, rows_per);
+  const int64_t units = g.n * r_blocks;
+  // Small problems stay on one thread (waking the pool costs microseconds).
+  const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
+  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t rows_p = (rows_per - 1) * g.sh + g.kh;
+  const int64_t pad_elems = round_up(g.c * rows_p * wr, 16);
+  const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
+  T* wpack = ws;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    for (int64_t t = 0; t < taps; ++t) {
+      for (int q = 0; q < OB; ++q) {
+        const int64_t o = blk * OB + q;
+        wpack[(blk * taps + t) * OB + q] = o < g.o ? w[o * taps + t] : T(0);
+      }
+    }
+  }
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xp = ws + wpack_elems + t * pad_elems;
+      for (int64_t u = units * t / tasks; u < units * (t + 1) / tasks; ++u) {
+        const int64_t n = u / r_blocks;
+        const int64_t oy0 = (u % r_blocks) * rows_per;
+        const int64_t oy1 = std::min(g.ho, oy0 + rows_per);
+        const int64_t rows = (oy1 - oy0 - 1) * g.sh + g.kh;
+        pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows, wr, xp);
+        direct_rows<T, Act>(xp, rows, wr, wpack, b, g, oy0, oy1, y + n * g.o * g.ho * g.wo);
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------- im2col + GEMM
+
+template <typename T>
+void forward_im2col(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g,
+                    GemmActivation act) {
+  const int64_t k = g.c * g.kh * g.kw;
+  const int64_t plane = g.ho * g.wo;
+  const int64_t rc = chunk_rows(g);
+  const int64_t col_elems = round_up(std::max<int64_t>(1, k) * rc * g.wo, 16);
+  const int threads = runtime::num_threads();
+  // Enough images for every thread: one per task, GEMMs single-threaded; else the GEMM threads.
+  const int64_t tasks = g.n >= threads ? threads : 1;
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv, static_cast<size_t>(tasks * col_elems) * sizeof(T)));
+  GemmEpilogue<T> ep;
+  ep.bias_row = b;
+  ep.activation = act;
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* col = ws + t * col_elems;
+      for (int64_t n = g.n * t / tasks; n < g.n * (t + 1) / tasks; ++n) {
+        const T* xn = x + n * g.c * g.h * g.w;
+        T* yn = y + n * g.o * plane;
+        for (int64_t oy0 = 0; oy0 < g.ho; oy0 += rc) {
+          const int64_t oy1 = std::min(g.ho, oy0 + rc);
+          const int64_t pc = (oy1 - oy0) * g.wo;
+          im2col(xn, g, oy0, oy1, col);
+          NNFAST_ISA_NS::gemm_ex<T>(false, false, g.o, pc, k, T(1), w, k, col, pc, T(0),
+                                    yn + oy0 * g.wo, plane, ep);
+        }
+      }
+    }
+  });
+}
+
+template <typename T, GemmActivation Act>
+Conv2dAlgorithm forward_act(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g,
+                            Conv2dAlgorithm algo) {
+  if (algo == Conv2dAlgorithm::automatic) algo = conv2d_choose_algorithm(g);
+  if (algo == Conv2dAlgorithm::direct && g.sw != 1) algo = Conv2dAlgorithm::im2col;
+  if (algo == Conv2dAlgorithm::direct) {
+    forward_direct<T, Act>(x, w, b, y, g);
+  } else {
+    forward_im2col<T>(x, w, b, y, g, Act);
+  }
+  return algo;
+}
+
+// ---------------------------------------------------------------------------- backward
+
+template <typename T>
+void bias_grad(const T* gy, T* gb, const Conv2dGeometry& g) {
+  using S = Simd<T>;
+  constexpr int W = S::width;
+  const int64_t plane = g.ho * g.wo;
+  const int64_t grain =
+      std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, g.n * plane));
+  runtime::parallel_for(g.o, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t o = begin; o < end; ++o) {
+      auto acc = S::zero();
+      T tail = T(0);
+      for (int64_t n = 0; n < g.n; ++n) {
+        const T* p = gy + (n * g.o + o) * plane;
+        int64_t q = 0;
+        for (; q + W <= plane; q += W) acc = S::add(acc, S::loadu(p + q));
+        for (; q < plane; ++q) tail += p[q];
+      }
+      gb[o] = S::reduce_add(acc) + tail;
+    }
+  });
+}
+
+template <typename T>
+void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
+                   const Conv2dGeometry& g) {
+  const int64_t k = g.c * g.kh * g.kw;
+  const int64_t plane = g.ho * g.wo;
+  bias_grad(gy, gb, g);
+  if (g.n == 0 || k == 0 || g.o == 0) {
+    std::fill(gw, gw + g.o * k, T(0));
+    if (gx != nullptr) std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
+    return;
+  }
+  // Images are split into `groups` fixed runs, each summing its grad_w^T (k x o) partial; the
+  // partials are then added in group order, so the result is the same for any thread count.
+  int64_t groups = std::min(g.n, kMaxGroups);
+  groups = std::max<int64_t>(1, std::min(groups, kPartialElems / (k * g.o)));
+  const int64_t rc = chunk_rows(g);
+  const int64_t col_elems = round_up(k * rc * g.wo, 16);
+  const int64_t part_elems = round_up(k * g.o, 16);
+  const int threads = runtime::num_threads();
+  const int64_t tasks = std::min<int64_t>(groups, threads);
+  const int64_t per_task = col_elems * (gx != nullptr ? 2 : 1);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(groups * part_elems + tasks * per_task) * sizeof(T)));
+  T* parts = ws;
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* col = ws + groups * part_elems + t * per_task;
+      T* dcol = col + col_elems;
+      for (int64_t grp = groups * t / tasks; grp < groups * (t + 1) / tasks; ++grp) {
+        T* part = parts + grp * part_elems;
+        bool first = true;
+        for (int64_t n = g.n * grp / groups; n < g.n * (grp + 1) / groups; ++n) {
+          const T* xn = x + n * g.c * g.h * g.w;
+          const T* gyn = gy + n * g.o * plane;
+          T* gxn = gx != nullptr ? gx + n * g.c * g.h * g.w : nullptr;
+          if (gxn != nullptr) std::fill(gxn, gxn + g.c * g.h * g.w, T(0));
+          for (int64_t oy0 = 0; oy0 < g.ho; oy0 += rc) {
+            const int64_t oy1 = std::min(g.ho, oy0 + rc);
+            const int64_t pc = (oy1 - oy0) * g.wo;
+            im2col(xn, g, oy0, oy1, col);
+            // grad_w^T (k x o) += col (k x pc) gy_chunk^T (gy_chunk is o x pc, row stride plane)
+            NNFAST_ISA_NS::gemm_ex<T>(false, true, k, g.o, pc, T(1), col, pc, gyn + oy0 * g.wo,
+                                      plane, first ? T(0) : T(1), part, g.o, GemmEpilogue<T>{});
+            first = false;
+            if (gxn != nullptr) {
+              // dcol (k x pc) = w^T (k x o) gy_chunk (o x pc), then folded back onto grad_x.
+              NNFAST_ISA_NS::gemm_ex<T>(true, false, k, pc, g.o, T(1), w, k, gyn + oy0 * g.wo,
+                                        plane, T(0), dcol, pc, GemmEpilogue<T>{});
+              col2im_add(dcol, g, oy0, oy1, gxn);
+            }
+          }
+        }
+      }
+    }
+  });
+  runtime::parallel_for(g.o, std::max<int64_t>(1, 4096 / (k * groups)),
+                        [&](int64_t begin, int64_t end) {
+                          for (int64_t o = begin; o < end; ++o) {
+                            for (int64_t t = 0; t < k; ++t) {
+                              T s = parts[t * g.o + o];
+                              for (int64_t grp = 1; grp < groups; ++grp) {
+                                s += parts[grp * part_elems + t * g.o + o];
+                              }
+                              gw[o * k + t] = s;
+                            }
+                          }
+                        });
+}
+
+}  // namespace
+
+template <typename T>
+Conv2dAlgorithm conv2d_forward(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g,
+                               GemmActivation act, Conv2dAlgorithm algo) {
+  if (g.n == 0 || g.o == 0 || g.ho == 0 || g.wo == 0) return algo;
+  switch (act) {
+    case GemmActivation::relu:
+      return forward_act<T, GemmActivation::relu>(x, w, b, y, g, algo);
+    case GemmActivation::sigmoid:
+      return forward_act<T, GemmActivation::sigmoid>(x, w, b, y, g, algo);
+    case GemmActivation::tanh:
+      return forward_act<T, GemmActivation::tanh>(x, w, b, y, g, algo);
+    default:
+      return forward_act<T, GemmActivation::linear>(x, w, b, y, g, algo);
+  }
+}
+
+template <typename T>
+void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, T* grad_b,
+                     const Conv2dGeometry& g) {
+  backward_impl(x, w, gy, grad_x, grad_w, grad_b, g);
+}
+
+template Conv2dAlgorithm conv2d_forward<float>(const float*, const float*, const float*, float*,
+                                               const Conv2dGeometry&, GemmActivation,
+                                               Conv2dAlgorithm);
+template Conv2dAlgorithm conv2d_forward<double>(const double*, const double*, const double*,
+                                                double*, const Conv2dGeometry&, GemmActivation,
+                                                Conv2dAlgorithm);
+template void conv2d_backward<float>(const float*, const float*, const float*, float*, float*,
+                                     float*, const Conv2dGeometry&);
+template void conv2d_backward<double>(const double*, const double*, const double*, double*,
+                                      double*, double*, const Conv2dGeometry&);
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast
