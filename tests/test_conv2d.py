@@ -24,6 +24,7 @@ CASES = [
     (2, 2, 7, 9, 3, 2, 2, 1, "same"),
     (3, 8, 10, 10, 16, 3, 3, 1, "valid"),
     (1, 2, 3, 2, 1, 3, 2, 3, 2),
+    (2, 3, 5, 6, 4, 1, 2, 1, (2, 1)),  # stride 1, padding beyond the kernel: grad_x by col2im
 ]
 
 

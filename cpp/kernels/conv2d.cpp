@@ -521,6 +521,129 @@ void bias_grad(const T* gy, T* gb, const Conv2dGeometry& g) {
   });
 }
 
+// Weight-gradient register tile: OB output channels x TB taps.
+#if defined(NNFAST_SIMD_AVX512)
+constexpr int kWgradOB = 4, kWgradTB = 6;
+#else
+constexpr int kWgradOB = 2, kWgradTB = 5;
+#endif
+
+// grad_w[o][t] over a batch of images held in padded layouts (stride 1): x as pad_unit builds it
+// (xstride elements per image) and grad_y as planes of u.wp columns with zeros in the dropped
+// columns (nqp positions per channel, channels padded with zero planes to a multiple of OB).
+// Each (o, tap) is a dot product over positions, summed lane-wise over every image of the batch,
+// then across lanes; the batch's sums are stored (first) or added to part (o x taps).
+template <typename T>
+void wgrad_batch(const T* xps, const T* gyps, int64_t nimg, int64_t xstride, int64_t gstride,
+                 int64_t nqp, const int64_t* tap_off, const Conv2dGeometry& g, bool first,
+                 T* part) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  constexpr int OB = kWgradOB, TB = kWgradTB;
+  const int64_t taps = g.c * g.kh * g.kw;
+  for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
+    for (int64_t t0 = 0; t0 < taps; t0 += TB) {
+      int64_t off[TB];
+      for (int k = 0; k < TB; ++k) off[k] = t0 + k < taps ? tap_off[t0 + k] : 0;
+      Reg acc[OB][TB];
+#pragma GCC unroll 8
+      for (int a = 0; a < OB; ++a) {
+#pragma GCC unroll 8
+        for (int k = 0; k < TB; ++k) acc[a][k] = S::zero();
+      }
+      for (int64_t n = 0; n < nimg; ++n) {
+        const T* gp = gyps + n * gstride + o0 * nqp;
+        const T* xb = xps + n * xstride;
+        for (int64_t q = 0; q < nqp; q += W) {
+          Reg gv[OB];
+#pragma GCC unroll 8
+          for (int a = 0; a < OB; ++a) gv[a] = S::loadu(gp + a * nqp + q);
+#pragma GCC unroll 8
+          for (int k = 0; k < TB; ++k) {
+            const Reg xv = S::loadu(xb + off[k] + q);
+#pragma GCC unroll 8
+            for (int a = 0; a < OB; ++a) acc[a][k] = S::fmadd(gv[a], xv, acc[a][k]);
+          }
+        }
+      }
+      for (int a = 0; a < OB && o0 + a < g.o; ++a) {
+        for (int k = 0; k < TB && t0 + k < taps; ++k) {
+          const T v = S::reduce_add(acc[a][k]);
+          T& dst = part[(o0 + a) * taps + t0 + k];
+          dst = first ? v : dst + v;
+        }
+      }
+    }
+  }
+}
+
+// grad_w for stride 1 without unfolding: images in fixed groups (partials summed in group order,
+// so any thread count gives the same bits), each group in batches that fit the scratch budget.
+template <typename T>
+void wgrad_direct(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const DirectUnit u = direct_unit<T, kDirectNV>(g, g.ho);
+  const int64_t nqp = round_up(u.nq, W);
+  const int64_t opad = round_up(g.o, kWgradOB);
+  const int64_t xstride = round_up(g.c * u.cs, 16);
+  const int64_t gstride = round_up(opad * nqp, 16);
+  const int64_t per_image = xstride + gstride;
+  int64_t groups = std::min(g.n, kMaxGroups);
+  groups = std::max<int64_t>(1, std::min(groups, kPartialElems / (taps * g.o)));
+  const int64_t group_max = ceil_div(g.n, groups);
+  const int64_t batch = std::max<int64_t>(1, std::min(group_max, kChunkElems * 4 / per_image));
+  const int threads = runtime::num_threads();
+  const int64_t tasks = std::min<int64_t>(groups, threads);
+  const int64_t part_elems = round_up(taps * g.o, 16);
+  const int64_t offs = round_up(taps, 8);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(groups * part_elems + tasks * batch * per_image) * sizeof(T) +
+          static_cast<size_t>(offs) * sizeof(int64_t)));
+  T* parts = ws;
+  int64_t* tap_off =
+      reinterpret_cast<int64_t*>(ws + groups * part_elems + tasks * batch * per_image);
+  for (int64_t ci = 0, t = 0; ci < g.c; ++ci) {
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j, ++t) tap_off[t] = ci * u.cs + i * u.wp + j;
+    }
+  }
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xps = ws + groups * part_elems + t * batch * per_image;
+      T* gyps = xps + batch * xstride;
+      for (int64_t grp = groups * t / tasks; grp < groups * (t + 1) / tasks; ++grp) {
+        const int64_t n0 = g.n * grp / groups, n1 = g.n * (grp + 1) / groups;
+        for (int64_t b0 = n0; b0 < n1; b0 += batch) {
+          const int64_t nb = std::min(batch, n1 - b0);
+          for (int64_t k = 0; k < nb; ++k) {
+            const int64_t n = b0 + k;
+            pad_unit(x + n * g.c * g.h * g.w, g, 0, g.ho, u, xps + k * xstride);
+            T* gp = gyps + k * gstride;
+            std::fill(gp, gp + opad * nqp, T(0));
+            for (int64_t o = 0; o < g.o; ++o) {
+              for (int64_t oy = 0; oy < g.ho; ++oy) {
+                const T* src = gy + ((n * g.o + o) * g.ho + oy) * g.wo;
+                T* dst = gp + o * nqp + oy * u.wp;
+                for (int64_t ox = 0; ox < g.wo; ++ox) dst[ox] = src[ox];
+              }
+            }
+          }
+          wgrad_batch(xps, gyps, nb, xstride, gstride, nqp, tap_off, g, b0 == n0,
+                      parts + grp * part_elems);
+        }
+      }
+    }
+  });
+  for (int64_t e = 0; e < g.o * taps; ++e) {
+    T sum = parts[e];
+    for (int64_t grp = 1; grp < groups; ++grp) sum += parts[grp * part_elems + e];
+    gw[e] = sum;
+  }
+}
+
 template <typename T>
 void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                    const Conv2dGeometry& g) {
@@ -557,6 +680,12 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
     run_direct<T, GemmActivation::linear>(gy, wflip, static_cast<const T*>(nullptr), gx, gt);
     gx = nullptr;
   }
+  // NOTE: grad_w never depends on need_grad_x: stride 1 always takes the direct path for it.
+  const bool gw_done = g.sh == 1 && g.sw == 1;
+  if (gw_done) {
+    wgrad_direct(x, gy, gw, g);
+    if (gx == nullptr) return;
+  }
   // Images are split into `groups` fixed runs, each summing its grad_w^T (k x o) partial; the
   // partials are then added in group order, so the result is the same for any thread count.
   int64_t groups = std::min(g.n, kMaxGroups);
@@ -586,11 +715,13 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
           for (int64_t oy0 = 0; oy0 < g.ho; oy0 += rc) {
             const int64_t oy1 = std::min(g.ho, oy0 + rc);
             const int64_t pc = (oy1 - oy0) * g.wo;
-            im2col(xn, g, oy0, oy1, col);
-            // grad_w^T (k x o) += col (k x pc) gy_chunk^T (gy_chunk is o x pc, row stride plane)
-            NNFAST_ISA_NS::gemm_ex<T>(false, true, k, g.o, pc, T(1), col, pc, gyn + oy0 * g.wo,
-                                      plane, first ? T(0) : T(1), part, g.o, GemmEpilogue<T>{});
-            first = false;
+            if (!gw_done) {
+              im2col(xn, g, oy0, oy1, col);
+              // grad_w^T (k x o) += col (k x pc) gy_chunk^T (gy_chunk: o x pc, row stride plane)
+              NNFAST_ISA_NS::gemm_ex<T>(false, true, k, g.o, pc, T(1), col, pc, gyn + oy0 * g.wo,
+                                        plane, first ? T(0) : T(1), part, g.o, GemmEpilogue<T>{});
+              first = false;
+            }
             if (gxn != nullptr) {
               // dcol (k x pc) = w^T (k x o) gy_chunk (o x pc), then folded back onto grad_x.
               NNFAST_ISA_NS::gemm_ex<T>(true, false, k, pc, g.o, T(1), w, k, gyn + oy0 * g.wo,
@@ -602,6 +733,7 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
       }
     }
   });
+  if (gw_done) return;
   runtime::parallel_for(g.o, std::max<int64_t>(1, 4096 / (k * groups)),
                         [&](int64_t begin, int64_t end) {
                           for (int64_t o = begin; o < end; ++o) {
