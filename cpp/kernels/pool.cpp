@@ -100,21 +100,20 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
   using Reg = typename S::Reg;
   constexpr int W = S::width;
   const int64_t r0 = oy * g.sh;
-  // Loads the 2*lanes inputs of `lanes` windows' row at p (lanes <= W; the rest zero-filled).
-  auto load_pair = [](const T* p, int64_t lanes, Reg* a, Reg* b) {
-    const int64_t n = 2 * lanes;
-    const Reg lo = n >= W ? S::loadu(p) : S::load_partial(p, n);
-    const Reg hi = n >= 2 * W ? S::loadu(p + W) : (n > W ? S::load_partial(p + W, n - W) : S::zero());
-    deinterleave(lo, hi, a, b);
-  };
-  // NOTE: the last, partial group of windows (e.g. all 14 outputs of a 28-wide row on AVX-512)
-  // takes the same vector path with partial loads and stores: the scalar fallback's
-  // data-dependent branches cost ~65x more per output on random data.
   for (int64_t ox = 0; ox < g.wo; ox += W) {
+    // A short last vector (or row) reads only its 2 * lanes inputs (2 * wo <= w).
     const int64_t lanes = std::min<int64_t>(W, g.wo - ox);
+    const int64_t n_lo = std::min<int64_t>(W, 2 * lanes), n_hi = 2 * lanes - n_lo;
     const T* p = plane + r0 * g.w + 2 * ox;
+    const auto load2 = [&](const T* at, Reg* even, Reg* odd) {
+      if (lanes == W) {
+        deinterleave(S::loadu(at), S::loadu(at + W), even, odd);
+      } else {
+        deinterleave(S::load_partial(at, n_lo), S::load_partial(at + W, n_hi), even, odd);
+      }
+    };
     Reg m, m1, k = S::zero();
-    load_pair(p, lanes, &m, &m1);
+    load2(p, &m, &m1);
     // Window position 1 (row 0, right column), then rows 1.. of the window.
     auto upd = mask_or(S::cmp_gt(m1, m), S::is_nan(m1));
     m = S::select(upd, m1, m);
@@ -122,7 +121,7 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
     for (int64_t di = 1; di < g.ph; ++di) {
       Reg e0, e1;
       p += g.w;
-      load_pair(p, lanes, &e0, &e1);
+      load2(p, &e0, &e1);
       upd = mask_or(S::cmp_gt(e0, m), S::is_nan(e0));
       m = S::select(upd, e0, m);
       if (irow != nullptr) k = S::select(upd, S::set1(T(2 * di)), k);

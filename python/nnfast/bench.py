@@ -375,6 +375,196 @@ def _rows_training() -> None:
 _rows_training()
 
 
+def _tutorial_convolve2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """SEED: the tutorial's own ``convolve2d`` (Part 3), copied verbatim as the baseline."""
+    img_h, img_w = image.shape
+    ker_h, ker_w = kernel.shape
+    out_h = img_h - ker_h + 1
+    out_w = img_w - ker_w + 1
+    feature_map = np.zeros((out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            patch = image[i : i + ker_h, j : j + ker_w]
+            feature_map[i, j] = np.sum(patch * kernel)
+    return feature_map
+
+
+def _rows_conv() -> None:
+    from . import reference as ref
+
+    def conv_setup(n: int, c: int, hw: int, o: int, k: int, pad: int, backward: bool):
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            x = r.standard_normal((n, c, hw, hw), dtype=np.float32)
+            w = (r.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+            b = r.standard_normal(o, dtype=np.float32)
+            g = r.standard_normal((n, o, hw + 2 * pad - k + 1, hw + 2 * pad - k + 1), np.float32)
+            if not backward:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: F.conv2d(x, w, b, 1, pad),
+                    "numpy": lambda: ref.conv2d(x, w, b, 1, pad),
+                }
+            else:
+
+                def nnfast_step() -> Any:
+                    F.conv2d(x, w, b, 1, pad)
+                    return F.conv2d_backward(x, w, g, 1, pad)
+
+                def numpy_step() -> Any:
+                    ref.conv2d(x, w, b, 1, pad)
+                    return ref.conv2d_backward(x, w, g, 1, pad)
+
+                impls = {"nnfast": nnfast_step, "numpy": numpy_step}
+            if torch is not None:
+                tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+                conv = torch.nn.functional.conv2d
+                if not backward:
+                    impls["torch"] = lambda: conv(tx, tw, tb, 1, pad)
+                else:
+
+                    def torch_step() -> Any:
+                        # Explicit ops, no autograd bookkeeping: torch's fastest route.
+                        conv(tx, tw, tb, 1, pad)
+                        return torch.ops.aten.convolution_backward(
+                            tg,
+                            tx,
+                            tw,
+                            [o],
+                            [1, 1],
+                            [pad, pad],
+                            [1, 1],
+                            False,
+                            [0, 0],
+                            1,
+                            [True, True, True],
+                        )
+
+                    impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
+    for n, c, hw, o, k, pad in [(64, 1, 28, 32, 3, 1), (64, 32, 14, 64, 3, 1)]:
+        algo = _core_algorithm(n, c, hw, o, k, pad)
+        flops = 2.0 * n * o * hw * hw * c * k * k
+        shape = f"{n}x{c}x{hw}x{hw} * {o}x{c}x{k}x{k} pad {pad} f32"
+        ROWS.append(
+            Row(
+                f"conv2d fwd {shape}",
+                "conv2d",
+                conv_setup(n, c, hw, o, k, pad, False),
+                flops=flops,
+                notes=f"{algo}; {peak}",
+            )
+        )
+        ROWS.append(
+            Row(
+                f"conv2d fwd+bwd {shape}",
+                "conv2d",
+                conv_setup(n, c, hw, o, k, pad, True),
+                flops=3 * flops,
+                notes=f"{algo} forward, im2col + GEMM backward (grad_x, grad_w, grad_b)",
+            )
+        )
+
+    def tutorial_setup(torch: Any) -> dict[str, Impl]:
+        # The tutorial's inputs: a float64 image and an integer kernel (converted by the policy).
+        image = _rng().uniform(0, 255, (28, 28))
+        kernel = np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]])
+        impls: dict[str, Impl] = {
+            "nnfast": lambda: F.conv2d(image, kernel),
+            "numpy": lambda: _tutorial_convolve2d(image, kernel),
+        }
+        if torch is not None:
+            ti = torch.from_numpy(image)[None, None]
+            tk = torch.from_numpy(kernel.astype(np.float64))[None, None]
+            impls["torch"] = lambda: torch.nn.functional.conv2d(ti, tk)[0, 0]
+        return impls
+
+    ROWS.append(
+        Row(
+            "conv2d tutorial 28x28 image * 3x3 int kernel f64 (NumPy column = SEED: the "
+            "tutorial's convolve2d loops)",
+            "conv2d",
+            tutorial_setup,
+            flops=2.0 * 26 * 26 * 9,
+            notes="direct; NumPy column is the tutorial's own Python loops",
+        )
+    )
+
+
+def _core_algorithm(n: int, c: int, hw: int, o: int, k: int, pad: int) -> str:
+    from . import _core
+
+    x = np.zeros((n, c, hw, hw), np.float32)
+    return _core._conv2d_algorithm(x, np.zeros((o, c, k, k), np.float32), 1, pad)
+
+
+_rows_conv()
+
+
+def _rows_pool() -> None:
+    from . import reference as ref
+
+    def pool_setup(indices: bool):
+        def setup(torch: Any) -> dict[str, Impl]:
+            x = _rng().standard_normal((64, 32, 28, 28), dtype=np.float32)
+            g = _rng().standard_normal((64, 32, 14, 14), dtype=np.float32)
+            dst = np.empty_like(x)
+            if not indices:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: F.max_pool2d(x, 2),
+                    "numpy": lambda: ref.max_pool2d(x, 2),
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            else:
+
+                def nnfast_step() -> Any:
+                    _, i = F.max_pool2d(x, 2, return_indices=True)
+                    return F.max_pool2d_backward(g, i, x.shape, 2)
+
+                def numpy_step() -> Any:
+                    _, i = ref.max_pool2d(x, 2, return_indices=True)
+                    return ref.max_pool2d_backward(g, i, x.shape)
+
+                impls = {
+                    "nnfast": nnfast_step,
+                    "numpy": numpy_step,
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            if torch is not None:
+                tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+                if not indices:
+                    impls["torch"] = lambda: torch.nn.functional.max_pool2d(tx, 2)
+                else:
+
+                    def torch_step() -> Any:
+                        y, i = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
+                        return torch.ops.aten.max_pool2d_with_indices_backward(
+                            tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, i
+                        )
+
+                    impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    nbytes = 64 * 32 * 28 * 28 * 4 * 1.25
+    ROWS.append(Row("max_pool2d 2x2 64x32x28x28 f32", "pool", pool_setup(False), bytes=nbytes))
+    ROWS.append(
+        Row(
+            "max_pool2d 2x2 fwd (indices) + bwd 64x32x28x28 f32",
+            "pool",
+            pool_setup(True),
+            bytes=nbytes + 64 * 32 * 14 * 14 * (8 + 8 + 4) + 64 * 32 * 28 * 28 * 4,
+        )
+    )
+
+
+_rows_pool()
+
+
 def _time_once(fn: Impl, inner: int) -> float:
     t0 = time.perf_counter()
     for _ in range(inner):
