@@ -81,6 +81,8 @@ def main() -> None:
     xt, yt = nf.datasets.load_mnist(a.data, "t10k")
     torch = None
     if not a.no_torch:
+        # As in nnfast.bench: torch's OpenMP workers would otherwise spin between ops.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import torch
         except ImportError:
