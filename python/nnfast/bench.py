@@ -510,14 +510,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--filter", metavar="TEXT", help="only rows whose name contains TEXT")
     p.add_argument("--repeats", type=int, default=None, help="samples per implementation")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--plot", metavar="FILE", help="also draw the speed-ups as a bar chart (PNG)")
     args = p.parse_args(argv)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
+    if repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+
+            from . import plot
+        except ImportError:
+            p.error('--plot needs matplotlib: pip install "nnfast[viz]"')
     torch = _import_torch(args.no_torch)
     rows = [r for r in ROWS if (r.quick or not args.quick)]
     if args.filter:
         rows = [r for r in rows if args.filter in r.name]
-    repeats = args.repeats or (5 if args.quick else 15)
-    if repeats < 1:
-        p.error("--repeats must be >= 1")
+    if not rows:
+        p.error(f"no benchmark row matches --filter {args.filter!r}")
     info = machine_info(torch)
     limits = machine_limits()
     print(
@@ -539,6 +549,16 @@ def main(argv: list[str] | None = None) -> int:
                 f,
                 indent=2,
             )
+    if args.plot:
+        fig = plot.benchmark(
+            results, f"nnfast speed-up ({info['isa']}, {info['num_threads']} threads)"
+        )
+        try:
+            fig.savefig(args.plot, dpi=100)
+        except OSError as exc:
+            print(f"nnfast bench: error: --plot {args.plot}: {exc}", file=sys.stderr)
+            return 1
+        print(f"bar chart written to {args.plot}")
     return 0
 
 
