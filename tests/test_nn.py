@@ -347,3 +347,19 @@ def test_progress_bar_uses_tqdm_when_installed(monkeypatch, capsys):
     # With tqdm, only the epoch summary is printed (the bar draws itself).
     out = capsys.readouterr().out
     assert out.startswith(" - loss ") and "img/s" in out and "\r" not in out
+
+
+@pytest.mark.parametrize("name", ["fused-softmax-ce", "logits-ce", "unfused-activations"])
+def test_cross_entropy_trains_on_logits_with_the_same_gradients(name, rng):
+    # fit's step takes the softmax_cross_entropy kernel on the logits; the probability-space
+    # gradients (checked by finite differences above) must be what it applies.
+    make, loss, n_out = NETS[name]
+    model = Sequential(make(), seed=4, dtype="float64")
+    x = model._as_input(rng.standard_normal((9, 4)), "t")
+    y = rng.integers(0, n_out, 9)
+    value, grads = loss_and_grads(model, x, y, loss)
+    before = [p.copy() for p in model._params]
+    lval, out = model._train_step(x, y, get_loss(loss), True, None, nf.SGD(lr=1.0))
+    assert lval == pytest.approx(value, rel=1e-12)
+    for p0, p1, g in zip(before, model._params, grads):
+        np.testing.assert_allclose(p0 - p1, g, rtol=1e-9, atol=1e-14)
