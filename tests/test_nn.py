@@ -335,3 +335,51 @@ def test_cnn_on_real_mnist_subset():
     hist = model.fit(x[sub], y[sub], epochs=2, batch_size=64, optimizer=nf.Adam(3e-3), verbose=0)
     assert hist["accuracy"][-1] > 0.8
     assert model.evaluate(xt[:2000], yt[:2000])["accuracy"] > 0.85
+
+
+def test_progress_bar_uses_tqdm_when_installed(monkeypatch, capsys):
+    import sys
+    import types
+
+    calls = {}
+
+    class FakeTqdm:
+        def __init__(self, total, desc, unit, leave):
+            calls.update(total=total, desc=desc, unit=unit, n=0)
+
+        def update(self, n):
+            calls["n"] += n
+
+        def set_postfix(self, post, refresh):
+            calls["post"] = post
+
+        def close(self):
+            calls["closed"] = True
+
+    fake = types.ModuleType("tqdm.auto")
+    fake.tqdm = FakeTqdm
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    X, y = nf.datasets.xor()
+    Sequential([Dense(2, 2)], seed=0).fit(X, y[:, 0], epochs=1, batch_size=3, verbose=1)
+    assert calls["total"] == 8 and calls["n"] == 8 and calls["closed"]
+    assert set(calls["post"]) == {"loss", "img/s", "acc"} and calls["desc"] == "Epoch 1/1"
+    # With tqdm, only the epoch summary is printed (the bar draws itself).
+    out = capsys.readouterr().out
+    assert out.startswith(" - loss ") and "img/s" in out and "\r" not in out
+
+
+@pytest.mark.parametrize("name", ["fused-softmax-ce", "logits-ce", "unfused-activations"])
+def test_cross_entropy_trains_on_logits_with_the_same_gradients(name, rng):
+    # fit's step takes the softmax_cross_entropy kernel on the logits; the probability-space
+    # gradients (checked by finite differences above) must be what it applies.
+    make, loss, n_out = NETS[name]
+    model = Sequential(make(), seed=4, dtype="float64")
+    x = model._as_input(rng.standard_normal((9, 4)), "t")
+    y = rng.integers(0, n_out, 9)
+    value, grads = loss_and_grads(model, x, y, loss)
+    before = [p.copy() for p in model._params]
+    lval, out = model._train_step(x, y, get_loss(loss), True, None, nf.SGD(lr=1.0))
+    assert lval == pytest.approx(value, rel=1e-12)
+    for p0, p1, g in zip(before, model._params, grads):
+        np.testing.assert_allclose(p0 - p1, g, rtol=1e-9, atol=1e-14)

@@ -217,9 +217,9 @@ class Dense(Layer):
     def gradients(self):
         return self._grads
 
-    def forward(self, x):
+    def forward(self, x, act=None):
         self._x = x
-        y = F.dense(x, self.W, self.b, self._act, self._buffer(x.shape[0], x.dtype))
+        y = F.dense(x, self.W, self.b, act or self._act, self._buffer(x.shape[0], x.dtype))
         self._y = y
         return y
 
@@ -684,13 +684,26 @@ class Sequential:
         return loss.check_targets(y, n_out, self.dtype, fn)
 
     # ---------------------------------------------------------------------------- passes
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self._ops:
-            x = layer.forward(x)
-        return x
-
-    def _backward(self, grad: np.ndarray, fused_loss: bool) -> None:
+    def _forward(self, x: np.ndarray, logits: bool = False) -> np.ndarray:
+        """The network's output; with ``logits``, stops before a final softmax (a fused Dense
+        softmax runs linear, a final Softmax layer is skipped)."""
         ops = self._ops
+        for layer in ops[:-1]:
+            x = layer.forward(x)
+        last = ops[-1]
+        if logits and isinstance(last, Dense) and last._act == "softmax":
+            return last.forward(x, "linear")
+        if logits and isinstance(last, Softmax):
+            return x
+        return last.forward(x)
+
+    def _backward(self, grad: np.ndarray, fused_loss: bool, logits: bool = False) -> None:
+        ops = self._ops
+        if logits and isinstance(ops[-1], Softmax):
+            # grad is w.r.t. the skipped Softmax layer's input: the layer before it applies its
+            # own activation's derivative as usual.
+            ops = ops[:-1]
+            fused_loss = False
         last = len(ops) - 1
         for k in range(last, -1, -1):
             layer = ops[k]
@@ -742,13 +755,16 @@ class Sequential:
         optimizer: Optimizer,
     ) -> tuple[float, np.ndarray]:
         """Forward, loss, backward and update on one batch; returns (loss, outputs)."""
-        out = self._forward(xb)
-        if transform == "softmax":  # linear logits + cross-entropy: one fused kernel
+        # NOTE: cross-entropy after a softmax (fused or a final Softmax layer) or on linear
+        # logits trains on the logits: one fused, stable softmax_cross_entropy kernel call.
+        logits = fused and loss_fn.partner == "softmax"
+        out = self._forward(xb, logits)
+        if logits:
             lval, grad = loss_fn.value_and_grad_logits(out, yb)
         else:
             out = self._transform(out, transform)
             lval, grad = loss_fn.value_and_grad(out, yb, fused)
-        self._backward(grad, fused)
+        self._backward(grad, fused, logits)
         optimizer.step(zip(self._params, [g for op in self._param_ops for g in op._grads.values()]))
         return lval, out
 
