@@ -188,8 +188,28 @@ def test_verbose_levels(capsys):
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - loss ") and "accuracy" in lines[1]
     assert "img/s" in lines[0]
     m.fit(X, y, epochs=1, batch_size=4, verbose=1)
-    out = capsys.readouterr().out
-    assert "Epoch 1/1" in out and "img/s" in out and "8/8" in out
+    # NOTE: tqdm, when installed, draws the bar on stderr; the plain fallback uses stdout.
+    cap = capsys.readouterr()
+    both = cap.out + cap.err
+    assert "Epoch 1/1" in both and "img/s" in both and "8/8" in both
+
+
+def test_verbose_progress_plain_fallback_without_tqdm(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError("tqdm hidden by the test")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    X, y = nf.datasets.xor()
+    m = Sequential([Dense(2, 4, activation="relu"), Dense(4, 2)], seed=0)
+    m.fit(X, y, epochs=1, batch_size=4, verbose=1)
+    cap = capsys.readouterr()
+    assert "Epoch 1/1" in cap.out and "img/s" in cap.out and "8/8" in cap.out and cap.err == ""
 
 
 def test_fit_rejects_bad_input_before_training():

@@ -34,8 +34,9 @@ std::string dtype_str(const py::array& a);
 bool is_f32(const py::array& a);
 bool is_f64(const py::array& a);
 
-// Returns obj as an array after checking it is a C-contiguous float32/float64 ndarray.
-// Raises TypeError (not an array, or another dtype) or ValueError (not C-contiguous).
+// Returns obj as an array after checking it is an aligned, C-contiguous float32/float64 ndarray.
+// Raises TypeError (not an array, a masked array, or another dtype) or ValueError (not
+// C-contiguous, or misaligned).
 py::array require_float_array(py::handle obj, const char* fn, const char* arg);
 
 // Checks that b has a's dtype (ValueError naming both).

@@ -403,6 +403,12 @@ def dense(
     else:
         x2, w2, b2 = as_float_arrays("dense", x=x, w=w, b=b)
     if x2.ndim == 1:
+        if isinstance(out, np.ndarray) and out.ndim == 1 and w2.ndim == 2:
+            if out.shape != (w2.shape[1],):
+                # NOTE: checked here so the message shows the caller's shapes, not (1, n).
+                raise ValueError(
+                    f"dense: out must have shape ({w2.shape[1]},), got ({out.shape[0]},)"
+                )
         out2 = out[np.newaxis] if isinstance(out, np.ndarray) and out.ndim == 1 else out
         y = _core.dense(x2[np.newaxis], w2, b2, activation, out2)
         return y[0] if out is None else out
