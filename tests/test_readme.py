@@ -164,3 +164,12 @@ def test_every_name_in_the_tables_exists(doc: Path):
     assert not wrong, f"{doc.name} names what nnfast does not have: {wrong}"
     if pending:
         pytest.skip(f"kernels not in this build yet: {pending}")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[p.relative_to(ROOT).as_posix() for p in DOCS])
+def test_images_exist(doc: Path):
+    # Paths are written for README.md at the root (docs/*.md are folded into it).
+    for target in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
+        if "://" in target:
+            continue
+        assert (ROOT / target).is_file() or (doc.parent / target).is_file(), target

@@ -46,6 +46,7 @@ class _Demo:
         self.quick = quick
         self.figures: list[Path] = []
         self.unavailable: list[str] = []
+        self.timings: list[tuple[str, float]] = []
         self.plot: Any = None
         if out is not None:
             from . import plot
@@ -68,11 +69,13 @@ class _Demo:
         print("=" * 72)
         print(title)
         print("=" * 72)
+        t0 = time.perf_counter()
         try:
             body()
         except Unavailable as exc:
             self.unavailable.append(f"{title}: {exc}")
             print(f"\n[unavailable] {exc}: this part is skipped, not imitated.")
+        self.timings.append((title.split(":")[0], time.perf_counter() - t0))
 
     # ------------------------------------------------------------------------- Part 1
     def part1_neuron(self) -> None:
@@ -458,5 +461,6 @@ def run(out: Path | None, quick: bool = False) -> int:
         print(f"\nNot available in this build ({len(demo.unavailable)}):")
         for u in demo.unavailable:
             print(f"  - {u}")
-    print(f"\nDemo finished in {time.perf_counter() - t_start:.1f} s.")
+    parts = ", ".join(f"{name} {sec:.1f}" for name, sec in demo.timings)
+    print(f"\nDemo finished in {time.perf_counter() - t_start:.1f} s ({parts} s).")
     return 0

@@ -712,12 +712,12 @@ def main(argv: list[str] | None = None) -> int:
             from . import plot
         except ImportError:
             p.error('--plot needs matplotlib: pip install "nnfast[viz]"')
-    torch = _import_torch(args.no_torch)
     rows = [r for r in ROWS if (r.quick or not args.quick)]
     if args.filter:
         rows = [r for r in rows if args.filter in r.name]
     if not rows:
         p.error(f"no benchmark row matches --filter {args.filter!r}")
+    torch = _import_torch(args.no_torch)
     info = machine_info(torch)
     limits = machine_limits()
     print(
