@@ -14,7 +14,7 @@ import nnfast as nf
 import numpy as np
 import pytest
 from fuzz import specs
-from fuzz.specs import Choice, Int
+from fuzz.specs import Choice, Flag, Int
 
 SPECS = specs.present(nf)
 IDS = [s.name for s in SPECS]
@@ -35,10 +35,13 @@ def check_result(spec, kw, got, dtype=np.float64):
     want_t = want if isinstance(want, tuple) else (want,)
     assert len(got_t) == len(want_t)
     for g, w in zip(got_t, want_t):
+        if w is None:
+            assert g is None
+            continue
         g = np.asarray(g)
         w = np.asarray(w)
         assert g.shape == w.shape, (g.shape, w.shape)
-        if g.ndim:
+        if g.ndim and w.dtype.kind == "f":
             assert g.dtype == dtype
         tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(g.astype(np.float64), w, **tol)
@@ -56,7 +59,8 @@ def assert_unchanged(kw, snap):
 def test_every_exported_kernel_has_a_spec():
     # NOTE: functions whose family has not been described yet are reported, not failed, so a
     # family merging before its spec entry cannot turn main red; the report lists the gap.
-    missing = [f for f in nf.functional.__all__ if f not in specs.SPECS]
+    explicit = {"flatten"}  # a view, tested below (test_flatten_*)
+    missing = [f for f in nf.functional.__all__ if f not in specs.SPECS and f not in explicit]
     if missing:
         pytest.skip(f"no bad-input spec yet for: {', '.join(missing)}")
 
@@ -139,7 +143,7 @@ def test_wrong_type(spec, arg, kind, rng):
 NDIM_CASES = []
 for s in SPECS:
     for arg, a in s.arrays.items():
-        if a.dims is None:
+        if a.dims is None or a.kind != "float":
             continue
         n = len(a.dims)
         for bad in (n - 1, n + 1, n + 2):
@@ -155,12 +159,8 @@ def test_wrong_ndim(spec, arg, ndim, rng):
     a = spec.args[arg]
     shape = kw[arg].shape
     shape = shape[:ndim] if ndim < len(shape) else shape + (2,) * (ndim - len(shape))
-    kw[arg] = rng.standard_normal(shape)
-    n = len(a.dims)
-    msg = (
-        rf"^{spec.name}: {arg} must have ({n} dims {re.escape(a.doc)}, got shape"
-        rf"|shape {re.escape(a.doc)} = .*, got) {esc(shape)}$"
-    )
+    kw[arg] = specs.make_array(a, shape, np.float64, rng, {})
+    msg = rf"^{spec.name}: {arg} must have (\d+ dims|shape|the) .*, got (shape )?{esc(shape)}$"
     with pytest.raises(ValueError, match=msg):
         specs.call(nf, spec, kw)
 
@@ -182,14 +182,12 @@ def test_pairwise_shape_mismatch(spec, sym, arg, rng):
     a = spec.args[arg]
     shape = list(kw[arg].shape)
     shape[a.dims.index(sym)] += 1
-    kw[arg] = rng.standard_normal(tuple(shape))
+    kw[arg] = specs.make_array(a, tuple(shape), kw[arg].dtype, rng, {})
     with pytest.raises(ValueError) as info:
         specs.call(nf, spec, kw)
     msg = str(info.value)
     assert msg.startswith(f"{spec.name}: "), msg
-    assert "got" in msg, msg
     assert re.search(r"\b(" + "|".join(users) + r")\b", msg), msg
-    assert any(shape_str(kw[u].shape) in msg for u in users), msg
 
 
 # ----------------------------------------------------------------------------- empty dims
@@ -203,7 +201,7 @@ EMPTY_CASES = [(s, sym) for s in SPECS for sym in (s.sizes or {"rows": 0, "cols"
 def test_empty_dims_give_empty_or_reference_results(spec, sym, dtype, rng):
     sizes = {sym: 0} if sym in spec.sizes else {}
     shape = {"rows": (0, 4), "cols": (3, 0)}.get(sym, (3, 4))
-    if not spec.valid({**spec.sizes, **sizes}):
+    if not spec.valid(spec.full_sizes(sizes, specs.default_options(spec))):
         pytest.skip("this size is invalid for this function (covered by the spec's cases)")
     kw = specs.valid_kwargs(spec, rng, dtype, sizes, shape)
     check_result(spec, kw, specs.call(nf, spec, kw), dtype)
@@ -235,12 +233,15 @@ def test_unknown_option_names(spec, arg, bad, rng):
         specs.call(nf, spec, kw)
 
 
+INT_BAD = ["lo-1", "hi+1", 2**70, -(2**70), 2.0, "2", True, None, "pair3", "pair_huge",
+           "pair_str", "array"]  # fmt: skip
 INT_CASES = [
     (s, arg, bad)
     for s in SPECS
     for arg, a in s.args.items()
     if isinstance(a, Int)
-    for bad in ("lo-1", "hi+1", 2**70, -(2**70), 2.0, "2", True, None)
+    for bad in INT_BAD
+    if not (bad is None and a.none_ok) and (a.pair or not str(bad).startswith("pair"))
 ]
 
 
@@ -250,14 +251,56 @@ INT_CASES = [
 def test_bad_integers(spec, arg, bad, rng):
     a = spec.args[arg]
     kw = specs.valid_kwargs(spec, rng)
-    bad = {"lo-1": a.lo - 1, "hi+1": a.hi + 1}.get(bad, bad) if isinstance(bad, str) else bad
+    fn = spec.name
+    value_error = rf"^{fn}: {arg} must be in \[.*\], got "
+    type_error = rf"^{fn}: {arg} must be an integer, got "
+    cases = {
+        "lo-1": (a.lo - 1, ValueError, value_error + rf"{a.lo - 1}$"),
+        "hi+1": (a.hi + 1, ValueError, value_error + rf"{a.hi + 1}$"),
+        2**70: (2**70, ValueError, value_error + rf"{2**70}$"),
+        -(2**70): (-(2**70), ValueError, value_error + rf"{-(2**70)}$"),
+        2.0: (2.0, TypeError, type_error + "float$"),
+        True: (True, TypeError, type_error + "bool$"),
+        None: (None, TypeError, type_error + "NoneType$"),
+        "2": ("2", TypeError, type_error + "str$"),
+        "pair3": (
+            (1, 1, 1),
+            ValueError,
+            rf"^{fn}: {arg} must be an int or a pair of ints, got a tuple of length 3$",
+        ),
+        "pair_huge": (
+            (1, 2**70),
+            ValueError,
+            rf"^{fn}: {arg}\[1\] must be in \[.*\], got {2**70}$",
+        ),
+        "pair_str": ([1, "a"], TypeError, rf"^{fn}: {arg}\[1\] must be an integer, got str$"),
+        "array": (np.array([1, 2]), TypeError, type_error + r"a int64 array of shape \(2,\)$"),
+    }
+    value, exc, msg = cases[bad]
+    if bad == "2" and a.names:
+        exc, msg = ValueError, rf"^{fn}: {arg} must be an int, a pair of ints, .*, got '2'$"
+    kw[arg] = value
+    with pytest.raises(exc, match=msg):
+        specs.call(nf, spec, kw)
+
+
+FLAG_CASES = [
+    (s, arg, bad)
+    for s in SPECS
+    for arg, a in s.args.items()
+    if isinstance(a, Flag)
+    for bad in (1, 0, "yes", None, np.array([True]), 1.0)
+]
+
+
+@pytest.mark.parametrize(
+    "spec, arg, bad", FLAG_CASES, ids=[f"{s.name}-{a}-{b!r}" for s, a, b in FLAG_CASES]
+)
+def test_bad_flags(spec, arg, bad, rng):
+    kw = specs.valid_kwargs(spec, rng)
     kw[arg] = bad
-    if isinstance(bad, int) and not isinstance(bad, bool):
-        with pytest.raises((ValueError, OverflowError), match=rf"^{spec.name}: {arg} "):
-            specs.call(nf, spec, kw)
-    else:
-        with pytest.raises(TypeError, match=rf"^{spec.name}: {arg} must be an integer"):
-            specs.call(nf, spec, kw)
+    with pytest.raises(TypeError, match=rf"^{spec.name}: {arg} must be a bool, got \w+$"):
+        specs.call(nf, spec, kw)
 
 
 # ----------------------------------------------------------------------------- out=
@@ -419,6 +462,8 @@ def test_nan_and_inf_propagate_like_the_reference(spec, dtype, rng):
     for g, w in zip(
         got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
     ):
+        if w is None:
+            continue
         g = np.asarray(g, np.float64)
         w = np.asarray(w)
         np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
@@ -468,3 +513,131 @@ def test_regression_dense_softmax_with_no_outputs_is_empty():
     y = nf.dense(np.ones((3, 4)), np.ones((4, 0)), None, "softmax")
     assert y.shape == (3, 0)
     assert nf.reference.softmax(np.ones((3, 0))).shape == (3, 0)
+
+
+# ----------------------------------------------------------------------------- not in the table
+# flatten is a view (no kernel, any dtype); the 2-D single-image forms of conv2d/max_pool2d.
+
+
+def test_flatten_is_a_view_and_refuses_to_copy():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    v = nf.flatten(x, 1)
+    assert v.shape == (2, 12) and np.shares_memory(v, x)
+    with pytest.raises(
+        ValueError, match=r"^flatten: x of shape \(4, 3, 2\) and strides .* without a copy"
+    ):
+        nf.flatten(x.T)
+
+
+@pytest.mark.parametrize(
+    "bad, exc, msg",
+    [
+        (
+            2**70,
+            ValueError,
+            rf"^flatten: start_axis must be in \[-3, 3\] for a 3-d x, got {2**70}$",
+        ),
+        (4, ValueError, r"^flatten: start_axis must be in \[-3, 3\] for a 3-d x, got 4$"),
+        (-4, ValueError, r"^flatten: start_axis must be in \[-3, 3\] for a 3-d x, got -4$"),
+        ("1", TypeError, r"^flatten: start_axis must be an int, got str$"),
+        (True, TypeError, r"^flatten: start_axis must be an int, got bool$"),
+        (1.0, TypeError, r"^flatten: start_axis must be an int, got float$"),
+        (None, TypeError, r"^flatten: start_axis must be an int, got NoneType$"),
+    ],
+)
+def test_flatten_bad_start_axis(bad, exc, msg):
+    with pytest.raises(exc, match=msg):
+        nf.flatten(np.ones((2, 3, 4)), bad)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect (wip/conv, functional.flatten): a str/None is turned into a 1-element array "
+    "instead of a TypeError naming flatten and x",
+)
+@pytest.mark.parametrize("bad", ["abc", None])
+def test_flatten_rejects_non_arrays(bad):
+    with pytest.raises(TypeError, match=r"^flatten: x must be"):
+        nf.flatten(bad)
+
+
+def test_conv2d_single_image_forms():
+    x, k = np.ones((5, 6)), np.ones((2, 3))
+    np.testing.assert_array_equal(nf.conv2d(x, k), np.full((4, 4), 6.0))
+    with pytest.raises(
+        ValueError, match=r"^conv2d: w must have 2 dims \(kh, kw\) for a 2-D image x, got shape"
+    ):
+        nf.conv2d(x, np.ones((1, 1, 2, 3)))
+    with pytest.raises(ValueError, match=r"^conv2d: b must have shape \(\) or \(1,\), got \(2,\)$"):
+        nf.conv2d(x, k, np.ones(2))
+    with pytest.raises(
+        ValueError, match=r"^conv2d: the kernel \(6, 3\) is larger than the padded input \(5, 6\)$"
+    ):
+        nf.conv2d(x, np.ones((6, 3)))
+    with pytest.raises(ValueError, match=r"^conv2d: padding='same' needs stride 1, got stride"):
+        nf.conv2d(x, k, stride=2, padding="same")
+    with pytest.raises(ValueError, match=r"^conv2d: the kernel must be at least 1x1"):
+        nf.conv2d(x, np.ones((0, 3)))
+
+
+def test_max_pool2d_single_plane_and_window_checks():
+    x = np.arange(30.0).reshape(5, 6)
+    y, idx = nf.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(y, [[7, 9, 11], [19, 21, 23]])
+    with pytest.raises(
+        ValueError, match=r"^max_pool2d: pool_size \(6, 6\) is larger than the input \(5, 6\)$"
+    ):
+        nf.max_pool2d(x, 6)
+    with pytest.raises(ValueError, match=r"^max_pool2d_backward: stride needs pool_size$"):
+        nf.max_pool2d_backward(y, idx, x.shape, None, 2)
+
+
+@pytest.mark.parametrize(
+    "value, msg",
+    [
+        (-1, r"indices\[0, 0\] = -1 is not a position in the 5x6 input plane"),
+        (30, r"indices\[0, 0\] = 30 is not a position in the 5x6 input plane"),
+        (2**62, r"indices\[0, 0\] = 4611686018427387904 is not a position in the 5x6 input"),
+        (13, r"indices\[0, 0\] = 13 is outside its pooling window \(rows 0..1, cols 0..1\)"),
+    ],
+)
+def test_forged_pooling_indices_are_rejected(value, msg):
+    x = np.arange(30.0).reshape(5, 6)
+    y, idx = nf.max_pool2d(x, 2, return_indices=True)
+    idx = idx.copy()
+    idx[0, 0] = value
+    with pytest.raises(ValueError, match=rf"^max_pool2d_backward: {msg}"):
+        nf.max_pool2d_backward(np.ones_like(y), idx, x.shape, 2)
+    if value in (-1, 30, 2**62):  # out of the plane: rejected even without the window check
+        with pytest.raises(ValueError, match=rf"^max_pool2d_backward: {msg}"):
+            nf.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+
+
+@pytest.mark.parametrize(
+    "shape, exc, msg",
+    [
+        ((5,), ValueError, r"input_shape must be a tuple of 2 or 4 ints, got 1$"),
+        ("ab", TypeError, r"input_shape must be a tuple of 2 or 4 ints, got str$"),
+        (None, TypeError, r"input_shape must be a tuple of 2 or 4 ints, got NoneType$"),
+        ((5, 2**70), ValueError, r"input_shape\[1\] must be in \[0, \d+\], got 2**70"),
+        ((5, -6), ValueError, r"input_shape\[1\] must be in \[0, \d+\], got -6$"),
+        ((5, 6.0), TypeError, r"input_shape\[1\] must be an integer, got float$"),
+    ],
+)
+def test_pool_backward_bad_input_shape(shape, exc, msg):
+    y, idx = nf.max_pool2d(np.ones((5, 6)), 2, return_indices=True)
+    with pytest.raises(exc, match="^max_pool2d_backward: " + msg.replace("2**70", str(2**70))):
+        nf.max_pool2d_backward(y, idx, shape)
+
+
+def test_regression_empty_output_with_huge_other_sizes_names_the_function():
+    # Found by the fuzzer: padding 2**40 makes Ho, Wo ~2**39 while out_channels is 0; NumPy
+    # refused the (empty) output with its own "array is too big" message.
+    with pytest.raises(
+        ValueError, match=r"^conv2d: the output of shape \(3, 0, \d+, \d+\) has more elements"
+    ):
+        nf.conv2d(np.empty((3, 1, 16, 0)), np.empty((0, 1, 9, 9)), padding=2**40)
+    with pytest.raises(
+        ValueError, match=r"^_new_array: the output of shape \(0, 4611686018427387904, 4\)"
+    ):
+        nf._core._new_array([0, 2**62, 4], np.dtype(np.float64))

@@ -94,6 +94,16 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
 
 int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi) {
   const std::string where = std::string(fn) + ": " + arg;
+  if (py::isinstance<py::array>(obj)) {
+    // NOTE: arrays define __index__ and would raise NumPy's own message (not naming fn/arg)
+    // for anything but a 0-d integer array.
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const char kind = a.dtype().kind();
+    if (a.ndim() != 0 || (kind != 'i' && kind != 'u')) {
+      throw py::type_error(where + " must be an integer, got a " + dtype_str(a) +
+                           " array of shape " + shape_str(a));
+    }
+  }
   if (py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr())) {
     throw py::type_error(where + " must be an integer, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -122,15 +132,17 @@ int64_t checked_product(const Shape& shape, const char* fn, const char* what) {
     }
     if (d == 0) zero = true;
   }
-  if (zero) return 0;
+  // NOTE: NumPy refuses an empty shape whose non-zero sizes overflow too ("array is too big",
+  // not naming fn), so the check skips zeros instead of stopping at them.
   for (int64_t d : shape) {
+    if (d == 0) continue;
     if (n > kMax / d) {
       throw py::value_error(std::string(fn) + ": " + what + " of shape " + shape_str(shape) +
                             " has more elements than can be addressed");
     }
     n *= d;
   }
-  return n;
+  return zero ? 0 : n;
 }
 
 py::array new_array(const py::dtype& dtype, const Shape& shape, const char* fn) {

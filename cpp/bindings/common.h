@@ -51,7 +51,8 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
 // (a huge int such as 2**70 included).
 int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi);
 
-// Product of sizes, raising ValueError if it overflows int64 or exceeds what can be addressed.
+// Product of sizes, raising ValueError if it (or, for an empty shape, the product of its non-zero
+// sizes, which NumPy also refuses) overflows int64 or exceeds what can be addressed.
 int64_t checked_product(const Shape& shape, const char* fn, const char* what);
 
 // A new C-contiguous array of the given dtype and shape (overflow-checked; MemoryError if it

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import nnfast as nf  # noqa: E402
 
 from fuzz import specs  # noqa: E402
-from fuzz.specs import Array, Choice, Int  # noqa: E402
+from fuzz.specs import Array, Choice, Flag, Int  # noqa: E402
 
 SIZES = [0, 1, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33]
 DTYPES = [np.float32, np.float64, np.float32, np.float64, np.float16, np.int64, np.int32, np.bool_]
@@ -107,6 +107,7 @@ class Case:
     compare: bool = True  # compare values with the reference (False for huge/special values)
     clean: dict[str, Any] = field(default_factory=dict)  # the values before layout changes
     dtype: Any = np.float64
+    may_succeed: bool = False  # a big-but-valid option: success or a clean error
 
     def describe(self) -> str:
         parts = []
@@ -177,44 +178,90 @@ def _result_dtype(kw: dict, spec: specs.Spec):
     return np.float64 if np.float64 in dts else np.float32
 
 
+def _option(src, a: Any, ew_ndim: int) -> tuple[Any, bool]:
+    """A valid option value; the flag says it is a 'big' one (clean errors allowed)."""
+    if isinstance(a, Choice):
+        return (None if a.none_ok and src.coin(0.1) else src.pick(a.values)), False
+    if isinstance(a, Flag):
+        return src.pick([True, False, np.True_, np.False_]), False
+    # Int
+    if a.none_ok and src.coin(0.3):
+        return None, False
+    if a.names and src.coin(0.2):
+        return src.pick(a.names), False
+    if a.big and src.coin(0.05):
+        return src.pick(a.big), True
+    lo, hi = (-ew_ndim, ew_ndim - 1) if a.axis_of else (a.lo, min(a.hi, a.lo + 3))
+    v = src.int(lo, hi)
+    if a.pair and src.coin(0.3):
+        return (v, src.int(a.lo, min(a.hi, a.lo + 3))), False
+    return (np.int64(v) if src.coin(0.1) else v), False
+
+
 def make_case(spec: specs.Spec, src, allow_bad: bool = True) -> Case:
     rng = np.random.default_rng(src.int(0, 2**32 - 1))
     sizes = {s: src.pick(SIZES) for s in spec.sizes}
-    ew_shape = tuple(src.pick(SIZES) for _ in range(src.int(0, 3)))
+    ew_shape = tuple(src.pick(SIZES) for _ in range(src.int(spec.min_ndim, 3)))
     kw: dict[str, Any] = {}
     clean: dict[str, Any] = {}
     compare = True
-    base_dtype = src.pick(DTYPES)
+    big = False
+    opts: dict[str, Any] = {}
     for name, a in spec.args.items():
-        if isinstance(a, Array):
-            if a.optional and src.coin(0.3):
-                kw[name] = clean[name] = None
-                continue
-            shape = specs.shape_of(a, sizes, ew_shape)
-            dtype = base_dtype if src.coin(0.8) else src.pick(DTYPES)
-            if a.kind == "float":
-                v, special = _values(src, shape, dtype, rng)
+        if isinstance(a, (Choice, Flag, Int)):
+            opts[name], is_big = _option(src, a, len(ew_shape))
+            big = big or is_big
+    full = spec.full_sizes(sizes, opts)
+    valid = spec.valid(full) and all(full[d] is not None for d in spec.derived)
+    base_dtype = src.pick(DTYPES)
+    if spec.make_valid is not None:
+        if not valid:  # its arguments only exist for valid sizes: use the defaults
+            sizes, opts, big = dict(spec.sizes), specs.default_options(spec), False
+            full, valid = spec.full_sizes(sizes, opts), True
+        dtype = base_dtype if np.dtype(base_dtype).kind == "f" else np.float64
+        made = spec.make_valid(rng, dtype, full)
+        for name, a in spec.args.items():
+            v = made[name]
+            if isinstance(a, Array) and a.kind == "float":
+                v, special = _values(src, v.shape, dtype, rng)
                 compare = compare and not special
-            else:
-                v = specs.make_array(a, shape, np.float64, rng, sizes)
             clean[name] = v
-            kw[name] = _layout(src, v)
-        elif isinstance(a, Choice):
-            kw[name] = None if a.none_ok and src.coin(0.1) else src.pick(a.values)
-        elif isinstance(a, Int):
-            kw[name] = src.int(a.lo, min(a.hi, a.lo + 5))
-        if name in kw and name not in clean:
-            clean[name] = kw[name]
+            kw[name] = _layout(src, v) if isinstance(a, Array) and a.kind == "float" else v
+    else:
+        for name, a in spec.args.items():
+            if isinstance(a, Array):
+                if a.optional and src.coin(0.3):
+                    kw[name] = clean[name] = None
+                    continue
+                if not valid and any(full.get(d) is None for d in a.dims or ()):
+                    shape = tuple(src.pick(SIZES) for _ in a.dims)
+                else:
+                    shape = specs.shape_of(a, full, ew_shape)
+                if np.prod([d for d in shape if d], dtype=float) > 2**22:  # a big derived size
+                    shape = tuple(src.pick(SIZES) for _ in shape)
+                dtype = base_dtype if src.coin(0.8) else src.pick(DTYPES)
+                if a.kind == "float":
+                    v, special = _values(src, shape, dtype, rng)
+                    compare = compare and not special
+                else:
+                    v = specs.make_array(a, shape, np.float64, rng, full)
+                clean[name] = v
+                kw[name] = _layout(src, v)
+            elif name in opts:
+                kw[name] = clean[name] = opts[name]
     case = Case(spec, kw, compare=compare, clean=clean, dtype=_result_dtype(kw, spec))
-    if not spec.valid(sizes):
+    if big:
+        case.expect, case.mutation, case.compare = (ValueError, MemoryError), "big option", False
+        case.may_succeed = True
+    elif not valid:
         case.expect = (ValueError,)
         case.mutation = "invalid sizes"
     if spec.has_out and not case.expect and src.coin(0.3):
         with np.errstate(all="ignore"):
             want = np.asarray(specs.reference(spec, clean))
         kw["out"] = np.full(want.shape, 7.0, case.dtype)
-    if allow_bad and src.coin(0.4):
-        _mutate(case, src, rng, sizes)
+    if allow_bad and src.coin(0.4) and not big:
+        _mutate(case, src, rng, full)
     return case
 
 
@@ -223,6 +270,9 @@ def _mutate(case: Case, src, rng, sizes) -> None:
     arrays = [n for n, a in spec.arrays.items() if a.kind == "float"]
     options = ["type"] * 3 + ["ndim"] * 2 + ["mismatch"] * 3 + ["choice", "int", "out", "out"]
     options += ["huge"] if spec.overflow_sizes else []
+    options += ["flag"] if any(isinstance(a, Flag) for a in spec.args.values()) else []
+    options += ["forge"] * 3 if any(a.kind == "indices" for a in spec.arrays.values()) else []
+    options += ["given"] if "input_shape" in spec.args else []
     kind = src.pick(options)
     prior = case.expect
     if kind == "type" and arrays:
@@ -252,6 +302,8 @@ def _mutate(case: Case, src, rng, sizes) -> None:
             return
         name = src.pick(names)
         a = spec.args[name]
+        if any(sizes.get(d) is None for d in a.dims):
+            return
         nd = src.pick([len(a.dims) - 1, len(a.dims) + 1, 0])
         if nd < 0 or nd in a.other_ndims or nd == len(a.dims):
             return
@@ -267,9 +319,11 @@ def _mutate(case: Case, src, rng, sizes) -> None:
             return
         sym, name = src.pick(shared)
         a = spec.args[name]
+        if any(sizes.get(d) is None for d in a.dims):
+            return
         shape = [sizes[d] for d in a.dims]
         shape[a.dims.index(sym)] = sizes[sym] + src.int(1, 3)
-        kw[name] = rng.standard_normal(tuple(shape))
+        kw[name] = specs.make_array(a, tuple(shape), np.float64, rng, sizes)
         case.expect, case.mutation = (ValueError,), f"mismatch {name}.{sym}"
     elif kind == "choice":
         names = [n for n, a in spec.args.items() if isinstance(a, Choice)]
@@ -286,11 +340,53 @@ def _mutate(case: Case, src, rng, sizes) -> None:
             return
         name = src.pick(names)
         a = spec.args[name]
-        bad, exc = src.pick([(2**70, (ValueError, OverflowError)), (a.lo - 1, (ValueError,)),
-                             (-(2**63), (ValueError, OverflowError)), (1.5, (TypeError,)),
-                             ("1", (TypeError,)), (True, (TypeError,))])  # fmt: skip
+        lo = -np.ndim(kw[a.axis_of]) if a.axis_of else a.lo
+        bad_values = [(2**70, (ValueError, OverflowError)), (lo - 1, (ValueError,)),
+                      (-(2**63), (ValueError, OverflowError)), (1.5, (TypeError,)),
+                      (True, (TypeError,)), (np.array([1, 2]), (TypeError,))]  # fmt: skip
+        bad_values.append(("full", (ValueError,)) if a.names else ("1", (TypeError,)))
+        if not a.none_ok:
+            bad_values.append((None, (TypeError,)))
+        if a.pair:
+            bad_values += [((1, 1, 1), (ValueError,)), ((1, 2**64), (ValueError,)),
+                           ([1, None], (TypeError,)), ((), (ValueError,))]  # fmt: skip
+        bad, exc = src.pick(bad_values)
         kw[name] = bad
         case.expect, case.mutation = exc, f"int {name}={bad!r}"
+    elif kind == "flag":
+        name = src.pick([n for n, a in spec.args.items() if isinstance(a, Flag)])
+        bad = src.pick([1, 0, "True", None, np.array([True]), 1.0])
+        kw[name] = bad
+        case.expect, case.mutation = (TypeError,), f"flag {name}={bad!r}"
+    elif kind == "forge":
+        name = src.pick([n for n, a in spec.arrays.items() if a.kind == "indices"])
+        idx = np.array(kw[name], copy=True)
+        if not idx.size:
+            return
+        shape = kw["input_shape"]
+        plane = shape[-2] * shape[-1]
+        pos = src.int(0, idx.size - 1)
+        flat = idx.reshape(-1)
+        flat[pos] = src.pick([-1, plane, plane + 7, -(2**63), 2**63 - 1, 2**31, flat[pos] + 1,
+                              flat[pos] + shape[-1]])  # fmt: skip
+        kw[name] = idx
+        # Inside the plane and (without pool_size) unchecked against its window: still valid.
+        inside = 0 <= flat[pos] < plane
+        if inside and kw.get("pool_size") is None:
+            case.clean[name] = idx
+            return
+        if inside:
+            case.expect, case.may_succeed = (ValueError,), True  # may still be in its window
+        else:
+            case.expect = (ValueError,)
+        case.mutation = f"forged {name}[{pos}]={flat[pos]}"
+    elif kind == "given":
+        shape = tuple(kw["input_shape"])
+        bad, exc = src.pick([(shape[:3], ValueError), ("abc", TypeError), (None, TypeError),
+                             (shape[:-1] + (2**70,), ValueError), (shape[:-1] + (-1,), ValueError),
+                             (shape[:-1] + (1.5,), TypeError), (np.array(shape), TypeError)])  # fmt: skip
+        kw["input_shape"] = bad
+        case.expect, case.mutation = (exc,), f"input_shape={bad!r}"
     elif kind == "out" and spec.has_out:
         with np.errstate(all="ignore"):
             try:
@@ -347,6 +443,8 @@ def run_case(case: Case) -> None:
     if error is not None:
         _check_error(case, error, snaps)
         return
+    if case.may_succeed:
+        return
     if case.expect:
         raise Finding(f"hostile call accepted\n{case.describe()}")
     for k, s in snaps.items():
@@ -358,10 +456,21 @@ def run_case(case: Case) -> None:
     want_t = want if isinstance(want, tuple) else (want,)
     if "out" in kw and kw["out"] is not None and got_t[0] is not kw["out"]:
         raise Finding(f"out= was not returned\n{case.describe()}")
+    if len(got_t) != len(want_t):
+        raise Finding(f"{len(got_t)} results, reference {len(want_t)}\n{case.describe()}")
     for g, w in zip(got_t, want_t):
+        if w is None or g is None:
+            if not (w is None and g is None):
+                raise Finding(f"None result differs from the reference\n{case.describe()}")
+            continue
+        is_float = np.asarray(w).dtype.kind == "f"
         g, w = np.asarray(g), np.asarray(w, np.float64)
         if g.shape != w.shape:
             raise Finding(f"shape {g.shape} != reference {w.shape}\n{case.describe()}")
+        if not is_float:
+            if not np.array_equal(g, w):
+                raise Finding(f"integer result differs from the reference\n{case.describe()}")
+            continue
         if g.ndim and g.dtype != case.dtype:
             raise Finding(f"dtype {g.dtype} != {np.dtype(case.dtype)}\n{case.describe()}")
         if case.compare and g.size:

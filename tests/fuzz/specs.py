@@ -43,11 +43,33 @@ class Choice:
 
 @dataclass(frozen=True)
 class Int:
-    """An integer option (huge ints must give ValueError/OverflowError, never "Unable to cast")."""
+    """An integer option, or a pair of them (``pair``), or one of ``names`` (conv's padding).
+
+    ``axis_of``: the range is the axes of that (element-wise) array, ``[-ndim, ndim - 1]``
+    (``lo``/``hi`` are for the default 2-D shape). ``big``: valid values large enough that the
+    call may legitimately fail with ValueError/MemoryError (the fuzzer checks for clean errors).
+    """
 
     lo: int
     hi: int
-    default: int
+    default: Any
+    pair: bool = False
+    names: tuple[str, ...] = ()
+    none_ok: bool = False
+    axis_of: str | None = None
+    big: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A bool option (a Python bool or numpy.bool_; anything else is a TypeError)."""
+
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Given:
+    """An argument the spec's ``make_valid`` builds (e.g. max_pool2d_backward's input_shape)."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +83,18 @@ class Spec:
     args: dict[str, Any]  # argument name -> Array | Choice | Int | Out, in positional order
     sizes: dict[str, int]  # a valid size for each symbol
     reference: Callable[..., Any]  # float64 reference taking the same keyword arguments
-    # Whether a combination of sizes is valid (False: a ValueError naming the function).
-    valid: Callable[[dict[str, int]], bool] = lambda s: True
+    # Whether a combination of sizes and option values is valid (False: a ValueError naming the
+    # function). It gets one dict: the sizes, the options by name, and "ndim:<array>".
+    valid: Callable[[dict[str, Any]], bool] = lambda s: True
+    # Symbols computed from the others (e.g. a convolution's output height).
+    derived: dict[str, Callable[[dict[str, Any]], int]] = field(default_factory=dict)
+    # Builds a valid call's keyword arguments itself (rng, dtype, sizes) when the arguments
+    # depend on each other beyond shapes (pooling indices); None: the generic builder.
+    make_valid: Callable[..., dict[str, Any]] | None = None
+    # Minimum ndim of element-wise arrays.
+    min_ndim: int = 0
+    # Result arrays that are views of an input and may keep its layout (flatten).
+    view: bool = False
     # Sizes whose output element count overflows int64 (ValueError) or cannot be allocated
     # (MemoryError); the inputs stay empty.
     overflow_sizes: dict[str, int] = field(default_factory=dict)
@@ -79,14 +111,27 @@ class Spec:
         return any(isinstance(v, Out) for v in self.args.values())
 
     def shared_symbols(self) -> dict[str, list[str]]:
-        """symbol -> the array arguments that must agree on it (two or more)."""
+        """symbol -> the array arguments that must agree on it (two or more, or a derived one)."""
         users: dict[str, list[str]] = {}
         for name, a in self.arrays.items():
             for d in a.dims or ():
                 users.setdefault(d, [])
                 if name not in users[d]:
                     users[d].append(name)
-        return {d: names for d, names in users.items() if len(names) > 1}
+        return {d: names for d, names in users.items() if len(names) > 1 or d in self.derived}
+
+    def options(self, kw: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if not isinstance(self.args.get(k), (Array, Out))}
+
+    def full_sizes(self, sizes: dict[str, int], opts: dict[str, Any]) -> dict[str, Any]:
+        """sizes plus option values plus the derived symbols (None where undefined)."""
+        full: dict[str, Any] = {**self.sizes, **sizes, **opts}
+        for d, f in self.derived.items():
+            try:
+                full[d] = f(full)
+            except (ZeroDivisionError, ValueError):
+                full[d] = None
+        return full
 
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
@@ -103,10 +148,31 @@ def _add(spec: Spec) -> None:
     SPECS[spec.name] = spec
 
 
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
 # ----------------------------------------------------------------------------- activations
 _add(_elementwise("relu", ref.relu))
+_add(_elementwise("sigmoid", ref.sigmoid))
+_add(_elementwise("tanh", ref.tanh))
+_add(_elementwise("relu_derivative", ref.relu_derivative))
+_add(_elementwise("sigmoid_derivative", ref.sigmoid_derivative))
+_add(_elementwise("tanh_derivative", ref.tanh_derivative))
+_add(
+    Spec(
+        "softmax",
+        {"z": Array(None), "axis": Int(-2, 1, -1, axis_of="z"), "out": Out()},
+        {},
+        lambda z, axis=-1, out=None: ref.softmax(z, axis),
+        min_ndim=1,
+    )
+)
 
 # ----------------------------------------------------------------------------- dense / GEMM
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 _add(
     Spec(
         "matmul",
@@ -154,14 +220,176 @@ _add(
 )
 
 
+# ----------------------------------------------------------------------------- convolution
+def _conv_out(s: dict[str, Any], axis: int) -> int:
+    size, k = (s["H"], s["KH"]) if axis == 0 else (s["W"], s["KW"])
+    pad = s.get("padding", 0)
+    stride = _pair(s.get("stride", 1))[axis]
+    if k < 1 or stride < 1:
+        raise ValueError("no output")
+    if pad == "same":
+        return size
+    p = 0 if pad == "valid" else _pair(pad)[axis]
+    if size + 2 * p < k:
+        raise ValueError("no output")
+    return (size + 2 * p - k) // stride + 1
+
+
+def _conv_valid(s: dict[str, Any]) -> bool:
+    if s.get("padding") == "same" and _pair(s.get("stride", 1)) != (1, 1):
+        return False
+    try:
+        _conv_out(s, 0), _conv_out(s, 1)
+    except ValueError:
+        return False
+    return True
+
+
+CONV_X = Array(("N", "C", "H", "W"), "(N, C, H, W) or 2 dims (H, W)", other_ndims=(2,))
+CONV_W = Array(("O", "C", "KH", "KW"), "(out_channels, in_channels, kh, kw)")
+STRIDE = Int(1, 2**63 - 1, 1, pair=True, big=(2**40, 2**63 - 1))
+PADDING = Int(0, 2**40, 0, pair=True, names=("valid", "same"), big=(2**20, 2**40))
+CONV_SIZES = {"N": 2, "C": 3, "H": 7, "W": 6, "O": 4, "KH": 3, "KW": 2}
+CONV_DERIVED = {"HO": lambda s: _conv_out(s, 0), "WO": lambda s: _conv_out(s, 1)}
+
+_add(
+    Spec(
+        "conv2d",
+        {
+            "x": CONV_X,
+            "w": CONV_W,
+            "b": Array(("O",), "(out_channels,)", optional=True),
+            "stride": STRIDE,
+            "padding": PADDING,
+            "out": Out(),
+            "activation": Choice(("linear", "relu", "sigmoid", "tanh"), none_ok=True),
+        },
+        CONV_SIZES,
+        lambda x, w, b=None, stride=1, padding=0, out=None, activation="linear": ref._ACTIVATIONS[
+            activation or "linear"
+        ](ref.conv2d(x, w, b, stride, padding)),
+        valid=_conv_valid,
+        derived=CONV_DERIVED,
+        overflow_sizes={"N": 2**30, "C": 0, "H": 2**12, "W": 2**12, "O": 2**12},
+        oom_sizes={"N": 2**10, "C": 0, "H": 2**10, "W": 2**10, "O": 2**10},
+    )
+)
+_add(
+    Spec(
+        "conv2d_backward",
+        {
+            "x": CONV_X,
+            "w": CONV_W,
+            "grad_y": Array(("N", "O", "HO", "WO"), "(N, out_channels, Ho, Wo)"),
+            "stride": STRIDE,
+            "padding": PADDING,
+            "need_grad_x": Flag(True),
+        },
+        CONV_SIZES,
+        lambda x, w, grad_y, stride=1, padding=0, need_grad_x=True: (
+            lambda r: r if need_grad_x else (None, *r[1:])
+        )(ref.conv2d_backward(x, w, grad_y, stride, padding)),
+        valid=_conv_valid,
+        derived=CONV_DERIVED,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- pooling
+def _pool_out(s: dict[str, Any], axis: int) -> int:
+    size = s["H"] if axis == 0 else s["W"]
+    pool = s.get("pool_size")
+    p = _pair(2 if pool is None else pool)[axis]  # (backward without pool_size: any window)
+    st = s.get("stride")
+    st = p if st is None else _pair(st)[axis]
+    if p > size or p < 1 or st < 1:
+        raise ValueError("no output")
+    return (size - p) // st + 1
+
+
+def _pool_valid(s: dict[str, Any]) -> bool:
+    try:
+        _pool_out(s, 0), _pool_out(s, 1)
+    except ValueError:
+        return False
+    return True
+
+
+def _pool_backward_kwargs(rng: np.random.Generator, dtype: Any, sizes: dict[str, Any]) -> dict:
+    shape = (sizes["N"], sizes["C"], sizes["H"], sizes["W"])
+    x = rng.standard_normal(shape)
+    pool = sizes.get("pool_size")
+    stride = sizes.get("stride") if pool is not None else None  # (stride needs pool_size)
+    _, idx = ref.max_pool2d(x, 2 if pool is None else pool, stride, return_indices=True)
+    return {
+        "grad_y": np.asarray(rng.standard_normal(idx.shape)).astype(dtype),
+        "indices": idx,
+        "input_shape": shape,
+        "pool_size": pool,
+        "stride": stride,
+    }
+
+
+POOL_SIZES = {"N": 2, "C": 3, "H": 7, "W": 6}
+POOL_DERIVED = {"HO": lambda s: _pool_out(s, 0), "WO": lambda s: _pool_out(s, 1)}
+_add(
+    Spec(
+        "max_pool2d",
+        {
+            "x": Array(("N", "C", "H", "W"), "(N, C, H, W) or 2 dims (H, W)", other_ndims=(2,)),
+            "pool_size": Int(1, 2**63 - 1, 2, pair=True, big=(2**40,)),
+            "stride": Int(1, 2**63 - 1, None, pair=True, none_ok=True, big=(2**40,)),
+            "return_indices": Flag(False),
+        },
+        POOL_SIZES,
+        lambda x, pool_size=2, stride=None, return_indices=False: ref.max_pool2d(
+            x, pool_size, stride, return_indices
+        ),
+        valid=_pool_valid,
+        derived=POOL_DERIVED,
+    )
+)
+_add(
+    Spec(
+        "max_pool2d_backward",
+        {
+            "grad_y": Array(("N", "C", "HO", "WO"), "like input_shape"),
+            "indices": Array(("N", "C", "HO", "WO"), "like input_shape", kind="indices"),
+            "input_shape": Given(),
+            "pool_size": Int(1, 2**63 - 1, 2, pair=True, none_ok=True),
+            "stride": Int(1, 2**63 - 1, None, pair=True, none_ok=True),
+        },
+        POOL_SIZES,
+        lambda grad_y, indices, input_shape, pool_size=None, stride=None: ref.max_pool2d_backward(
+            grad_y, indices, input_shape
+        ),
+        valid=_pool_valid,
+        derived=POOL_DERIVED,
+        make_valid=_pool_backward_kwargs,
+    )
+)
+
+
 # ----------------------------------------------------------------------------- helpers
 def present(nf: Any) -> list[Spec]:
     """The specs of the functions this build of nnfast exports."""
     return [s for name, s in SPECS.items() if hasattr(nf, name)]
 
 
-def shape_of(arg: Array, sizes: dict[str, int], elementwise_shape: tuple[int, ...]) -> tuple:
+def shape_of(arg: Array, sizes: dict[str, Any], elementwise_shape: tuple[int, ...]) -> tuple:
     return elementwise_shape if arg.dims is None else tuple(sizes[d] for d in arg.dims)
+
+
+def default_options(spec: Spec) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for name, a in spec.args.items():
+        if isinstance(a, Choice):
+            opts[name] = a.default
+        elif isinstance(a, Int):
+            opts[name] = a.default
+        elif isinstance(a, Flag):
+            opts[name] = a.default
+    return opts
 
 
 def valid_kwargs(
@@ -170,43 +398,45 @@ def valid_kwargs(
     dtype: Any = np.float64,
     sizes: dict[str, int] | None = None,
     elementwise_shape: tuple[int, ...] = (3, 4),
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A valid call's keyword arguments (random finite data, every option at its default)."""
-    sizes = {**spec.sizes, **(sizes or {})}
+    """A valid call's keyword arguments (random finite data, options at their defaults)."""
+    opts = {**default_options(spec), **(options or {})}
+    full = spec.full_sizes(sizes or {}, opts)
+    if spec.make_valid is not None:
+        return spec.make_valid(rng, dtype, full)
     kw: dict[str, Any] = {}
     for name, a in spec.args.items():
         if isinstance(a, Array):
-            kw[name] = make_array(a, shape_of(a, sizes, elementwise_shape), dtype, rng, sizes)
-        elif isinstance(a, Choice):
-            kw[name] = a.default
-        elif isinstance(a, Int):
-            kw[name] = a.default
+            kw[name] = make_array(a, shape_of(a, full, elementwise_shape), dtype, rng, full)
+        elif name in opts:
+            kw[name] = opts[name]
     return kw
 
 
 def make_array(
-    a: Array, shape: tuple, dtype: Any, rng: np.random.Generator, sizes: dict[str, int]
+    a: Array, shape: tuple, dtype: Any, rng: np.random.Generator, sizes: dict[str, Any]
 ) -> np.ndarray:
     if a.kind == "labels":
         k = max(1, sizes.get("K", 1))
         return rng.integers(0, k, size=shape).astype(np.int64)
+    if a.kind == "indices":
+        return np.zeros(shape, np.int64)
     return np.asarray(rng.standard_normal(shape)).astype(dtype)
 
 
 def huge_kwargs(spec: Spec, sizes: dict[str, int]) -> dict[str, Any]:
     """Empty float64 inputs of huge nominal sizes (optional inputs that would not be empty: None)."""
-    sizes = {**spec.sizes, **sizes}
-    kw: dict[str, Any] = {}
+    full = spec.full_sizes(sizes, default_options(spec))
+    kw: dict[str, Any] = dict(default_options(spec))
     for name, a in spec.args.items():
         if isinstance(a, Array):
-            shape = shape_of(a, sizes, ())
+            shape = shape_of(a, full, ())
             if 0 not in shape:
                 assert a.optional, f"{spec.name}: {name} would not be empty with {sizes}"
                 kw[name] = None
             else:
                 kw[name] = np.empty(shape)
-        elif isinstance(a, (Choice, Int)):
-            kw[name] = a.default
     return kw
 
 
