@@ -27,6 +27,7 @@ std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::
 
 namespace {
 constexpr int kNpyFloat = 11;   // NPY_FLOAT
+constexpr int kNpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
 constexpr int kNpyDouble = 12;  // NPY_DOUBLE
 
 // NOTE: numpy spells native byte order '=' and big-endian-on-little-endian '>' (and vice versa).
@@ -36,11 +37,27 @@ bool native_num(const py::dtype& dt, int num) { return dt.num() == num && dt.byt
 bool is_f32(const py::array& a) { return native_num(a.dtype(), kNpyFloat); }
 bool is_f64(const py::array& a) { return native_num(a.dtype(), kNpyDouble); }
 
+namespace {
+// Whether obj is a numpy.ma.MaskedArray: its mask would be silently ignored by a kernel.
+bool is_masked_array(py::handle obj) {
+  if (Py_TYPE(obj.ptr()) == py::detail::npy_api::get().PyArray_Type_) return false;
+  // NOTE: leaked on purpose: a static py::object would be released after the interpreter ends.
+  static PyObject* masked =
+      py::object(py::module_::import("numpy.ma").attr("MaskedArray")).release().ptr();
+  return PyObject_IsInstance(obj.ptr(), masked) == 1;
+}
+}  // namespace
+
 py::array require_float_array(py::handle obj, const char* fn, const char* arg) {
   if (!py::isinstance<py::array>(obj)) {
     throw py::type_error(std::string(fn) + ": " + arg +
                          " must be a float32 or float64 numpy.ndarray, got " +
                          py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  }
+  if (is_masked_array(obj)) {
+    throw py::type_error(std::string(fn) + ": " + arg +
+                         " is a masked array (numpy.ma.MaskedArray); nnfast would ignore its mask: "
+                         "pass " + arg + ".filled(value) or " + arg + ".data");
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (!is_f32(a) && !is_f64(a)) {
@@ -51,6 +68,11 @@ py::array require_float_array(py::handle obj, const char* fn, const char* arg) {
     throw py::value_error(std::string(fn) + ": " + arg +
                           " must be C-contiguous, got an array with strides " +
                           shape_str(Shape(a.strides(), a.strides() + a.ndim())));
+  }
+  if (!(a.flags() & kNpyAligned)) {
+    // NOTE: kernels may read elements with plain (aligned) scalar loads.
+    throw py::value_error(std::string(fn) + ": " + arg +
+                          " must be aligned to its dtype, got a misaligned array");
   }
   return a;
 }
@@ -72,6 +94,16 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
 
 int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi) {
   const std::string where = std::string(fn) + ": " + arg;
+  if (py::isinstance<py::array>(obj)) {
+    // NOTE: arrays define __index__ and would raise NumPy's own message (not naming fn/arg)
+    // for anything but a 0-d integer array.
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const char kind = a.dtype().kind();
+    if (a.ndim() != 0 || (kind != 'i' && kind != 'u')) {
+      throw py::type_error(where + " must be an integer, got a " + dtype_str(a) +
+                           " array of shape " + shape_str(a));
+    }
+  }
   if (py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr())) {
     throw py::type_error(where + " must be an integer, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -100,15 +132,17 @@ int64_t checked_product(const Shape& shape, const char* fn, const char* what) {
     }
     if (d == 0) zero = true;
   }
-  if (zero) return 0;
+  // NOTE: NumPy refuses an empty shape whose non-zero sizes overflow too ("array is too big",
+  // not naming fn), so the check skips zeros instead of stopping at them.
   for (int64_t d : shape) {
+    if (d == 0) continue;
     if (n > kMax / d) {
       throw py::value_error(std::string(fn) + ": " + what + " of shape " + shape_str(shape) +
                             " has more elements than can be addressed");
     }
     n *= d;
   }
-  return n;
+  return zero ? 0 : n;
 }
 
 py::array new_array(const py::dtype& dtype, const Shape& shape, const char* fn) {
@@ -177,6 +211,10 @@ py::array prepare_out(py::object out, const py::dtype& dtype, const Shape& shape
   }
   if (!o.writeable()) {
     throw py::value_error(std::string(fn) + ": out must be writeable, got a read-only array");
+  }
+  if (!(o.flags() & kNpyAligned)) {
+    throw py::value_error(std::string(fn) + ": out must be aligned to its dtype, got a misaligned "
+                          "array");
   }
   for (const py::array& in : inputs) {
     if (!overlaps(o, in)) continue;

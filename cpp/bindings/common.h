@@ -34,8 +34,9 @@ std::string dtype_str(const py::array& a);
 bool is_f32(const py::array& a);
 bool is_f64(const py::array& a);
 
-// Returns obj as an array after checking it is a C-contiguous float32/float64 ndarray.
-// Raises TypeError (not an array, or another dtype) or ValueError (not C-contiguous).
+// Returns obj as an array after checking it is an aligned, C-contiguous float32/float64 ndarray.
+// Raises TypeError (not an array, a masked array, or another dtype) or ValueError (not
+// C-contiguous, or misaligned).
 py::array require_float_array(py::handle obj, const char* fn, const char* arg);
 
 // Checks that b has a's dtype (ValueError naming both).
@@ -50,7 +51,8 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
 // (a huge int such as 2**70 included).
 int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi);
 
-// Product of sizes, raising ValueError if it overflows int64 or exceeds what can be addressed.
+// Product of sizes, raising ValueError if it (or, for an empty shape, the product of its non-zero
+// sizes, which NumPy also refuses) overflows int64 or exceeds what can be addressed.
 int64_t checked_product(const Shape& shape, const char* fn, const char* what);
 
 // A new C-contiguous array of the given dtype and shape (overflow-checked; MemoryError if it

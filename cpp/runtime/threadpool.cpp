@@ -24,6 +24,13 @@ namespace {
 
 thread_local bool t_inside_task = false;
 
+// Marks the calling thread as running a pool task for its lifetime.
+struct InsideTask {
+  bool before = t_inside_task;
+  InsideTask() { t_inside_task = true; }
+  ~InsideTask() { t_inside_task = before; }
+};
+
 bool parse_positive_int(const char* text, int* value) {
   if (text == nullptr || *text == '\0') return false;
   char* end = nullptr;
@@ -84,7 +91,12 @@ class Pool {
       ++generation_;
     }
     cv_work_.notify_all();
-    run_chunk(job_, 0);
+    {
+      // NOTE: a parallel_for nested in the caller's own chunk must run inline, as in the
+      // workers' chunks: it would otherwise try_lock use_mutex_, which this thread holds.
+      InsideTask inside;
+      run_chunk(job_, 0);
+    }
     // Short spin first: most chunks finish within microseconds of each other.
     for (int spin = 0; spin < 4000 && pending_.load(std::memory_order_acquire) != 0; ++spin) {
       std::this_thread::yield();

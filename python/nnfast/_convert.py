@@ -9,8 +9,10 @@ here, with at most one explicit copy:
 * integer and boolean arrays, Python lists, tuples and scalars → float64 (NumPy's promotion);
   float16 → float32;
 * several inputs of one call with mixed float dtypes → the promoted dtype (float64 if any is);
-* complex, object, string, datetime and extended-precision arrays → ``TypeError`` naming the
-  function and the argument.
+* complex, object, string, datetime and extended-precision arrays, ``None``, ``str`` and
+  ``bytes`` → ``TypeError`` naming the function and the argument;
+* masked arrays → ``TypeError`` (the kernels would silently ignore the mask);
+* misaligned arrays (e.g. ``np.frombuffer`` at an odd offset) → one aligned copy.
 
 ``out=`` arrays are never converted: the bindings check them exactly.
 """
@@ -58,12 +60,18 @@ def as_float_array(x: Any, fn: str, arg: str, dtype: np.dtype | None = None) -> 
         type(x) is np.ndarray
         and (x.dtype is _F32 or x.dtype is _F64 or x.dtype == _F32 or x.dtype == _F64)
         and x.flags.c_contiguous
+        and x.flags.aligned
         and x.dtype.isnative
         and (dtype is None or x.dtype == dtype)
     ):
         return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{fn}: {arg} is a masked array (numpy.ma.MaskedArray); nnfast would ignore its mask: "
+            f"pass {arg}.filled(value) or {arg}.data"
+        )
     if not isinstance(x, np.ndarray):
-        if isinstance(x, (str, bytes)):
+        if x is None or isinstance(x, (str, bytes)):
             raise TypeError(f"{fn}: {arg} must be an array of numbers, got {type(x).__name__}")
         try:
             x = np.asarray(x)
@@ -72,7 +80,9 @@ def as_float_array(x: Any, fn: str, arg: str, dtype: np.dtype | None = None) -> 
     target = dtype if dtype is not None else _target_dtype(x.dtype, fn, arg)
     if dtype is not None:
         _target_dtype(x.dtype, fn, arg)  # still reject complex/object/str inputs
-    return np.asarray(x, dtype=target, order="C")
+    # NOTE: np.asarray keeps a misaligned C-contiguous array as it is; np.require copies it.
+    # np.asarray also drops ndarray subclasses (np.matrix ...) to plain arrays.
+    return np.require(np.asarray(x), dtype=target, requirements=["C", "A"])
 
 
 def as_float_arrays(fn: str, **named: Any) -> list[np.ndarray]:

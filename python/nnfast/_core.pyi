@@ -171,7 +171,96 @@ def _gemm(
 
 # ---- convolution and pooling (issue 5)
 
+IntOrPair = int | tuple[int, int]
+
+def conv2d(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | str = 0,
+    out: FloatArray | None = None,
+    activation: str | None = "linear",
+    algorithm: str = "auto",
+) -> FloatArray:
+    """act(conv(x, w) + b): x (N, C, H, W) with w (O, C, kh, kw), or x (H, W) with w (kh, kw).
+
+    ``algorithm`` is "auto" (by shape), "direct" (stride_w 1 only, else im2col) or "im2col".
+    """
+
+def conv2d_backward(
+    x: FloatArray,
+    w: FloatArray,
+    grad_y: FloatArray,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | str = 0,
+    need_grad_x: bool = True,
+) -> tuple[FloatArray | None, FloatArray, FloatArray]:
+    """(grad_x or None, grad_w, grad_b) of conv2d given dL/dy."""
+
+def _conv2d_algorithm(
+    x: FloatArray, w: FloatArray, stride: IntOrPair = 1, padding: IntOrPair | str = 0
+) -> str:
+    """The forward algorithm the automatic choice picks: "direct" or "im2col"."""
+
+def max_pool2d(
+    x: FloatArray,
+    pool_size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    return_indices: bool = False,
+) -> FloatArray | tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Max over windows (floor mode); with return_indices also the flat argmax per plane."""
+
+def max_pool2d_backward(
+    grad_y: FloatArray,
+    indices: npt.NDArray[np.int64],
+    input_shape: tuple[int, ...],
+    pool_size: IntOrPair | None = None,
+    stride: IntOrPair | None = None,
+) -> FloatArray:
+    """grad_y scattered (added) into zeros of input_shape at validated indices."""
+
 # ---- optimizers (issue 6)
+
+def sgd_step(
+    param: FloatArray,
+    grad: FloatArray,
+    velocity: FloatArray | None,
+    lr: float,
+    momentum: float = 0.0,
+) -> None:
+    """In place: velocity = momentum * velocity + grad; param -= lr * velocity (or grad)."""
+
+def adam_step(
+    param: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
+    """In place Adam update (torch.optim.Adam's formula) at 1-based step ``step``."""
+
+def _tutorial_train(
+    X: FloatArray,
+    y: FloatArray,
+    W1: FloatArray,
+    b1: FloatArray,
+    W2: FloatArray,
+    b2: FloatArray,
+    epochs: int,
+    learning_rate: float,
+    loss: FloatArray,
+    z1: FloatArray,
+    a1: FloatArray,
+    z2: FloatArray,
+    a2: FloatArray,
+    first_a2: FloatArray | None = None,
+) -> None:
+    """The tutorial's SimpleNeuralNetwork.train loop fused (ReLU hidden, sigmoid output, MSE)."""
 
 # ---- runtime
 

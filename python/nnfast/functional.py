@@ -403,6 +403,12 @@ def dense(
     else:
         x2, w2, b2 = as_float_arrays("dense", x=x, w=w, b=b)
     if x2.ndim == 1:
+        if isinstance(out, np.ndarray) and out.ndim == 1 and w2.ndim == 2:
+            if out.shape != (w2.shape[1],):
+                # NOTE: checked here so the message shows the caller's shapes, not (1, n).
+                raise ValueError(
+                    f"dense: out must have shape ({w2.shape[1]},), got ({out.shape[0]},)"
+                )
         out2 = out[np.newaxis] if isinstance(out, np.ndarray) and out.ndim == 1 else out
         y = _core.dense(x2[np.newaxis], w2, b2, activation, out2)
         return y[0] if out is None else out
@@ -445,11 +451,216 @@ def dense_backward(
 
 
 # ----------------------------------------------------------------------------- convolution
-# (issue 5: conv2d, conv2d_backward go here)
+__all__ += ["conv2d", "conv2d_backward"]
+
+
+_F64 = np.dtype(np.float64)
+
+
+def conv2d(
+    x: Any,
+    w: Any,
+    b: Any = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    out: np.ndarray | None = None,
+    activation: str | None = "linear",
+) -> np.ndarray:
+    """2-D convolution (cross-correlation, as in the tutorial and PyTorch), bias + activation fused.
+
+    ``y[n, o, i, j] = act(b[o] + sum_{c, di, dj} w[o, c, di, dj] * x[n, c, i*sh + di - ph,
+    j*sw + dj - pw])`` with ``x`` read as zero outside the image.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W), or (H, W) for the tutorial's single image
+        float32 or float64; integer images (and kernels) become float64 (see ``nnfast._convert``).
+    w : array_like, shape (O, C, kh, kw), or (kh, kw) with a 2-D ``x``
+    b : array_like, shape (O,) (``()`` or ``(1,)`` with a 2-D ``x``), optional
+    stride : int or (int, int)
+        Step of the window, >= 1.
+    padding : int, (int, int), "valid" or "same"
+        Zeros added on each side; ``"same"`` (stride 1 only) keeps ``H, W`` and, as PyTorch, puts
+        the extra row/column of an even kernel at the bottom/right.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable output of the result's shape and dtype, not overlapping an input.
+    activation : {"linear", "relu", "sigmoid", "tanh"} or None
+        Applied as the result is stored (``None`` is ``"linear"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, O, Ho, Wo)`` (or ``(Ho, Wo)``) with ``Ho = (H + 2 ph - kh) // sh + 1``, the inputs'
+        (promoted) dtype. Bit-identical for any thread count.
+    """
+    if type(x) is np.ndarray and type(w) is np.ndarray:
+        # NOTE: the tutorial's case (float64 image, integer kernel) converts only the kernel,
+        # exactly as the policy would, without the general path's overhead.
+        if w.dtype.kind in "iub" and x.dtype == _F64:
+            w = w.astype(_F64)
+        try:
+            return _core.conv2d(x, w, b, stride, padding, out, activation)
+        except _CONVERTIBLE:
+            pass
+    if b is None:
+        x2, w2 = as_float_arrays("conv2d", x=x, w=w)
+        b2 = None
+    else:
+        x2, w2, b2 = as_float_arrays("conv2d", x=x, w=w, b=b)
+    return _core.conv2d(x2, w2, b2, stride, padding, out, activation)
+
+
+def conv2d_backward(
+    x: Any,
+    w: Any,
+    grad_y: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    need_grad_x: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of ``y = conv2d(x, w, b, stride, padding)`` given ``grad_y = dL/dy``.
+
+    ``grad_w = sum_n grad_y[n] @ im2col(x[n]).T`` and ``grad_x = col2im(w.T @ grad_y[n])`` on the
+    packed GEMM, ``grad_b`` the sum of ``grad_y`` over ``(N, Ho, Wo)``. (An activation fused into
+    the forward pass is not undone here: pass ``dL/dz``, e.g. ``grad_a * (y > 0)`` for ReLU.)
+
+    Parameters
+    ----------
+    x, w, stride, padding
+        As given to :func:`conv2d`.
+    grad_y : array_like, the shape of ``conv2d``'s output
+    need_grad_x : bool
+        ``False`` skips ``grad_x`` (a network's first layer) and returns ``None`` in its place.
+
+    Returns
+    -------
+    grad_x : numpy.ndarray or None, shape of ``x``
+    grad_w : numpy.ndarray, shape of ``w``
+    grad_b : numpy.ndarray, shape (O,) (``()`` for a 2-D ``x``)
+    """
+    if type(x) is np.ndarray and type(w) is np.ndarray and type(grad_y) is np.ndarray:
+        try:
+            return _core.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x)
+        except _CONVERTIBLE:
+            pass
+    x2, w2, g2 = as_float_arrays("conv2d_backward", x=x, w=w, grad_y=grad_y)
+    return _core.conv2d_backward(x2, w2, g2, stride, padding, need_grad_x)
 
 
 # ----------------------------------------------------------------------------- pooling
-# (issue 5: max_pool2d, max_pool2d_backward, flatten go here)
+__all__ += ["flatten", "max_pool2d", "max_pool2d_backward"]
+
+
+def max_pool2d(x: Any, pool_size: Any = 2, stride: Any = None, return_indices: bool = False) -> Any:
+    """Max over each pooling window (floor mode, no padding), NCHW or a single (H, W) plane.
+
+    Windows are scanned row-major; an element replaces the running max when it is greater or
+    NaN, so a window holding NaN gives NaN (index of its last NaN) and ties keep the first
+    maximum, as PyTorch's CPU kernel does.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W) or (H, W)
+    pool_size : int or (int, int)
+        Window size, >= 1 and no larger than ``(H, W)``.
+    stride : int or (int, int), optional
+        Defaults to ``pool_size``.
+    return_indices : bool
+        Also return the flat index (``row * W + col``) of each max within its ``(H, W)`` plane.
+
+    Returns
+    -------
+    y : numpy.ndarray, shape (N, C, Ho, Wo) or (Ho, Wo), ``Ho = (H - ph) // sh + 1``
+    indices : numpy.ndarray of int64, same shape (only with ``return_indices=True``)
+    """
+    return _core.max_pool2d(as_float_array(x, "max_pool2d", "x"), pool_size, stride, return_indices)
+
+
+def max_pool2d_backward(
+    grad_y: Any,
+    indices: Any,
+    input_shape: Any,
+    pool_size: Any = None,
+    stride: Any = None,
+) -> np.ndarray:
+    """Gradient of :func:`max_pool2d`: ``grad_y`` added into zeros of ``input_shape`` at indices.
+
+    Every index is validated before use: one outside its ``(H, W)`` plane raises ``ValueError``
+    (nothing is ever written out of bounds). When ``pool_size`` (and ``stride``) are given, each
+    index must also lie inside its own pooling window.
+
+    Parameters
+    ----------
+    grad_y : array_like, shape (N, C, Ho, Wo) or (Ho, Wo)
+    indices : array_like of integers, the shape of ``grad_y``
+        From ``max_pool2d(..., return_indices=True)``.
+    input_shape : tuple of 2 or 4 ints
+        The shape of the pooled input.
+    pool_size, stride : int or (int, int), optional
+        The forward call's window and stride, to check each index against its window.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``input_shape``, dtype of ``grad_y``; overlapping windows add up.
+    """
+    if not (
+        type(indices) is np.ndarray and indices.dtype == np.int64 and indices.flags.c_contiguous
+    ):
+        if isinstance(indices, np.ndarray) and indices.dtype.kind not in "iu":
+            raise TypeError(
+                f"max_pool2d_backward: indices must be an integer array, got dtype {indices.dtype}"
+            )
+        arr = np.asarray(indices)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(
+                f"max_pool2d_backward: indices must be an integer array, got dtype {arr.dtype}"
+            )
+        if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            raise ValueError("max_pool2d_backward: indices has a value beyond int64")
+        indices = np.ascontiguousarray(arr, dtype=np.int64)
+    g = as_float_array(grad_y, "max_pool2d_backward", "grad_y")
+    return _core.max_pool2d_backward(g, indices, input_shape, pool_size, stride)
+
+
+def flatten(x: Any, start_axis: int = 0) -> np.ndarray:
+    """The axes from ``start_axis`` on merged into one, as a view (never a copy).
+
+    ``flatten(x)`` is the tutorial's 1-D feature vector; ``flatten(x, 1)`` keeps the batch axis.
+
+    Parameters
+    ----------
+    x : array_like
+        An ndarray is viewed; it must be laid out so that a view exists (e.g. C-contiguous),
+        otherwise ``ValueError`` (call ``np.ascontiguousarray`` first). Other inputs are converted.
+    start_axis : int
+        In ``[-x.ndim, x.ndim]`` (``x.ndim`` appends an axis of length 1; negative counts from
+        the end).
+
+    Returns
+    -------
+    numpy.ndarray
+        A view of ``x`` with shape ``x.shape[:start_axis] + (prod(x.shape[start_axis:]),)``.
+    """
+    if isinstance(start_axis, (bool, np.bool_)) or not isinstance(start_axis, (int, np.integer)):
+        raise TypeError(f"flatten: start_axis must be an int, got {type(start_axis).__name__}")
+    a = x if isinstance(x, np.ndarray) else np.asarray(x)
+    nd = a.ndim
+    if not -nd <= start_axis <= nd:
+        raise ValueError(
+            f"flatten: start_axis must be in [{-nd}, {nd}] for a {nd}-d x, got {start_axis}"
+        )
+    axis = int(start_axis) + nd if start_axis < 0 else int(start_axis)
+    shape = a.shape[:axis] + (int(np.prod(a.shape[axis:], dtype=np.int64)),)
+    v = a.view()
+    try:
+        v.shape = shape  # NOTE: raises instead of copying when no view exists
+    except AttributeError:
+        raise ValueError(
+            f"flatten: x of shape {a.shape} and strides {a.strides} cannot be flattened from axis "
+            f"{start_axis} without a copy; pass np.ascontiguousarray(x)"
+        ) from None
+    return v
 
 
 # ----------------------------------------------------------------------------- optimizers

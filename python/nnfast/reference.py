@@ -66,6 +66,8 @@ def relu(z: Any) -> np.ndarray:
 def softmax(z: Any, axis: int = -1) -> np.ndarray:
     """exp(z) / sum(exp(z)) along ``axis``, shifted by the max for stability."""
     z = np.asarray(z)
+    if z.size == 0:  # np.max has no identity for an empty axis
+        return np.exp(z)
     e = np.exp(z - np.max(z, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 

@@ -1,0 +1,231 @@
+// Bindings of the convolution kernels.
+#include "kernels/conv2d.h"
+
+#include <string>
+
+#include "bindings/common.h"
+#include "bindings/families.h"
+#include "bindings/spatial_args.h"
+
+namespace nnfast {
+namespace bind {
+namespace {
+
+// Padding beyond this is certainly a mistake (and keeps every size sum far from overflow).
+constexpr int64_t kMaxPadding = int64_t(1) << 40;
+
+struct ConvCall {
+  py::array x, w;
+  bool single;  // the tutorial's (H, W) image with a (kh, kw) kernel
+  Conv2dGeometry g;
+};
+
+ConvCall conv_args(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
+                   py::handle padding_obj, const char* fn) {
+  ConvCall call;
+  call.x = require_float_array(x_obj, fn, "x");
+  call.w = require_float_array(w_obj, fn, "w");
+  const py::array& x = call.x;
+  const py::array& w = call.w;
+  require_same_dtype(x, "x", w, "w", fn);
+  Conv2dGeometry& g = call.g;
+  if (x.ndim() == 2) {
+    call.single = true;
+    require_ndim(w, 2, fn, "w", "(kh, kw) for a 2-D image x");
+    g.n = g.c = g.o = 1;
+    g.h = x.shape(0);
+    g.w = x.shape(1);
+    g.kh = w.shape(0);
+    g.kw = w.shape(1);
+  } else if (x.ndim() == 4) {
+    call.single = false;
+    require_ndim(w, 4, fn, "w", "(out_channels, in_channels, kh, kw)");
+    g.n = x.shape(0);
+    g.c = x.shape(1);
+    g.h = x.shape(2);
+    g.w = x.shape(3);
+    g.o = w.shape(0);
+    g.kh = w.shape(2);
+    g.kw = w.shape(3);
+    if (w.shape(1) != g.c) {
+      throw py::value_error(std::string(fn) + ": w must have in_channels = x.shape[1] = " +
+                            std::to_string(g.c) + ", got w of shape " + shape_str(w));
+    }
+  } else {
+    throw py::value_error(std::string(fn) + ": x must have 4 dims (N, C, H, W) or 2 dims (H, W), " +
+                          "got shape " + shape_str(x));
+  }
+  if (g.kh < 1 || g.kw < 1) {
+    throw py::value_error(std::string(fn) + ": the kernel must be at least 1x1, got w of shape " +
+                          shape_str(w));
+  }
+  const IntPair stride = int_pair(stride_obj, fn, "stride", 1, kMaxInt);
+  g.sh = stride.h;
+  g.sw = stride.w;
+  int64_t pt, pb, pl, pr;
+  if (py::isinstance<py::str>(padding_obj)) {
+    const std::string p = padding_obj.cast<std::string>();
+    if (p == "valid") {
+      pt = pb = pl = pr = 0;
+    } else if (p == "same") {
+      if (g.sh != 1 || g.sw != 1) {
+        throw py::value_error(std::string(fn) + ": padding='same' needs stride 1, got stride " +
+                              pair_str(stride));
+      }
+      // NOTE: as PyTorch, an even kernel gets its extra row/column of padding at the bottom/right.
+      pt = (g.kh - 1) / 2;
+      pb = g.kh - 1 - pt;
+      pl = (g.kw - 1) / 2;
+      pr = g.kw - 1 - pl;
+    } else {
+      throw py::value_error(std::string(fn) +
+                            ": padding must be an int, a pair of ints, 'valid' or 'same', got " +
+                            py::repr(padding_obj).cast<std::string>());
+    }
+  } else {
+    const IntPair p = int_pair(padding_obj, fn, "padding", 0, kMaxPadding);
+    pt = pb = p.h;
+    pl = pr = p.w;
+  }
+  const int64_t hp = g.h + pt + pb, wp = g.w + pl + pr;
+  if (hp < g.kh || wp < g.kw) {
+    throw py::value_error(std::string(fn) + ": the kernel " + pair_str({g.kh, g.kw}) +
+                          " is larger than the padded input " + pair_str({hp, wp}));
+  }
+  g.pt = pt;
+  g.pl = pl;
+  g.ho = (hp - g.kh) / g.sh + 1;
+  g.wo = (wp - g.kw) / g.sw + 1;
+  return call;
+}
+
+GemmActivation conv_activation(py::handle obj, const char* fn) {
+  static const char* const kNames[] = {"linear", "relu", "sigmoid", "tanh"};
+  const char* expected = "'linear', 'relu', 'sigmoid' or 'tanh'";
+  if (obj.is_none()) return GemmActivation::linear;
+  if (!py::isinstance<py::str>(obj)) {
+    throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
+                         type_name(obj));
+  }
+  const std::string name = obj.cast<std::string>();
+  for (int i = 0; i < 4; ++i) {
+    if (name == kNames[i]) return static_cast<GemmActivation>(i);
+  }
+  throw py::value_error(std::string(fn) + ": activation must be one of " + expected + ", got " +
+                        py::repr(obj).cast<std::string>());
+}
+
+Conv2dAlgorithm conv_algorithm(py::handle obj, const char* fn) {
+  const std::string name = py::isinstance<py::str>(obj) ? obj.cast<std::string>() : "";
+  if (name == "auto") return Conv2dAlgorithm::automatic;
+  if (name == "direct") return Conv2dAlgorithm::direct;
+  if (name == "im2col") return Conv2dAlgorithm::im2col;
+  throw py::value_error(std::string(fn) + ": algorithm must be 'auto', 'direct' or 'im2col', got " +
+                        py::repr(obj).cast<std::string>());
+}
+
+const char* algorithm_name(Conv2dAlgorithm a) {
+  return a == Conv2dAlgorithm::direct ? "direct" : "im2col";
+}
+
+Shape out_shape(const ConvCall& call) {
+  const Conv2dGeometry& g = call.g;
+  if (call.single) return {g.ho, g.wo};
+  return {g.n, g.o, g.ho, g.wo};
+}
+
+py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride_obj,
+                 py::handle padding_obj, py::object out, py::handle act_obj, py::handle algo_obj) {
+  const char* fn = "conv2d";
+  ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, fn);
+  const Conv2dGeometry g = call.g;
+  py::array b;
+  const bool has_bias = !b_obj.is_none();
+  if (has_bias) {
+    b = require_float_array(b_obj, fn, "b");
+    require_same_dtype(call.x, "x", b, "b", fn);
+    const bool ok = call.single ? (b.ndim() == 0 || (b.ndim() == 1 && b.shape(0) == 1))
+                                : (b.ndim() == 1 && b.shape(0) == g.o);
+    if (!ok) {
+      throw py::value_error(std::string(fn) + ": b must have shape " +
+                            (call.single ? std::string("() or (1,)")
+                                         : "(out_channels,) = " + shape_str(Shape{g.o})) +
+                            ", got " + shape_str(b));
+    }
+  }
+  const GemmActivation act = conv_activation(act_obj, fn);
+  const Conv2dAlgorithm algo = conv_algorithm(algo_obj, fn);
+  const Shape shape = out_shape(call);
+  py::array y = has_bias ? prepare_out(out, call.x.dtype(), shape, fn, {call.x, call.w, b})
+                         : prepare_out(out, call.x.dtype(), shape, fn, {call.x, call.w});
+  dispatch_float(call.x, [&](auto t) {
+    using T = decltype(t);
+    const T* px = cdata<T>(call.x);
+    const T* pw = cdata<T>(call.w);
+    const T* pb = has_bias ? cdata<T>(b) : nullptr;
+    T* py_ = mdata<T>(y);
+    py::gil_scoped_release release;
+    nnfast::conv2d_forward<T>(px, pw, pb, py_, g, act, algo);
+  });
+  return y;
+}
+
+py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
+                          py::handle stride_obj, py::handle padding_obj, py::handle need_gx_obj) {
+  const char* fn = "conv2d_backward";
+  ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, fn);
+  const Conv2dGeometry g = call.g;
+  py::array gy = require_float_array(gy_obj, fn, "grad_y");
+  require_same_dtype(call.x, "x", gy, "grad_y", fn);
+  const Shape want = out_shape(call);
+  if (shape_of(gy) != want) {
+    throw py::value_error(std::string(fn) + ": grad_y must have the output's shape " +
+                          (call.single ? "(Ho, Wo) = " : "(N, out_channels, Ho, Wo) = ") +
+                          shape_str(want) + ", got " + shape_str(gy));
+  }
+  const bool need_gx = bool_value(need_gx_obj, fn, "need_grad_x");
+  py::object gx_obj = py::none();
+  py::array gx;
+  if (need_gx) {
+    gx = new_array(call.x.dtype(), shape_of(call.x), fn);
+    gx_obj = gx;
+  }
+  py::array gw = new_array(call.x.dtype(), shape_of(call.w), fn);
+  py::array gb = new_array(call.x.dtype(), call.single ? Shape{} : Shape{g.o}, fn);
+  dispatch_float(call.x, [&](auto t) {
+    using T = decltype(t);
+    const T* px = cdata<T>(call.x);
+    const T* pw = cdata<T>(call.w);
+    const T* pgy = cdata<T>(gy);
+    T* pgx = need_gx ? mdata<T>(gx) : nullptr;
+    T* pgw = mdata<T>(gw);
+    T* pgb = mdata<T>(gb);
+    py::gil_scoped_release release;
+    nnfast::conv2d_backward<T>(px, pw, pgy, pgx, pgw, pgb, g);
+  });
+  return py::make_tuple(gx_obj, gw, gb);
+}
+
+std::string conv2d_algorithm(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
+                             py::handle padding_obj) {
+  const ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, "_conv2d_algorithm");
+  return algorithm_name(conv2d_choose_algorithm(call.g));
+}
+
+}  // namespace
+
+NNFAST_REGISTER_FAMILY(conv2d) {
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
+        py::arg("stride") = 1, py::arg("padding") = 0, py::arg("out") = py::none(),
+        py::arg("activation") = "linear", py::arg("algorithm") = "auto",
+        "act(conv(x, w) + b): NCHW x with OIHW w, or an (H, W) image with a (kh, kw) kernel.");
+  m.def("conv2d_backward", &conv2d_backward, py::arg("x"), py::arg("w"), py::arg("grad_y"),
+        py::arg("stride") = 1, py::arg("padding") = 0, py::arg("need_grad_x") = true,
+        "(grad_x or None, grad_w, grad_b) of y = conv2d(x, w, b) given dL/dy.");
+  m.def("_conv2d_algorithm", &conv2d_algorithm, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
+        py::arg("padding") = 0, "The forward algorithm the automatic choice picks: 'direct' or "
+        "'im2col'.");
+}
+
+}  // namespace bind
+}  // namespace nnfast

@@ -1,0 +1,180 @@
+// Bindings of the max-pooling kernels.
+#include "kernels/pool.h"
+
+#include <string>
+
+#include "bindings/common.h"
+#include "bindings/families.h"
+#include "bindings/spatial_args.h"
+
+namespace nnfast {
+namespace bind {
+namespace {
+
+// Window and stride: stride None means the window size.
+void pool_window(py::handle pool_obj, py::handle stride_obj, const char* fn, Pool2dGeometry* g) {
+  const IntPair pool = int_pair(pool_obj, fn, "pool_size", 1, kMaxInt);
+  const IntPair stride =
+      stride_obj.is_none() ? pool : int_pair(stride_obj, fn, "stride", 1, kMaxInt);
+  g->ph = pool.h;
+  g->pw = pool.w;
+  g->sh = stride.h;
+  g->sw = stride.w;
+}
+
+py::object max_pool2d(py::handle x_obj, py::handle pool_obj, py::handle stride_obj,
+                      py::handle ret_obj) {
+  const char* fn = "max_pool2d";
+  py::array x = require_float_array(x_obj, fn, "x");
+  if (x.ndim() != 2 && x.ndim() != 4) {
+    throw py::value_error(std::string(fn) + ": x must have 4 dims (N, C, H, W) or 2 dims (H, W), " +
+                          "got shape " + shape_str(x));
+  }
+  Pool2dGeometry g;
+  pool_window(pool_obj, stride_obj, fn, &g);
+  const bool ret = bool_value(ret_obj, fn, "return_indices");
+  const bool single = x.ndim() == 2;
+  g.h = x.shape(x.ndim() - 2);
+  g.w = x.shape(x.ndim() - 1);
+  g.planes = single ? 1 : x.shape(0) * x.shape(1);
+  if (g.ph > g.h || g.pw > g.w) {
+    throw py::value_error(std::string(fn) + ": pool_size " + pair_str({g.ph, g.pw}) +
+                          " is larger than the input " + pair_str({g.h, g.w}));
+  }
+  g.ho = (g.h - g.ph) / g.sh + 1;
+  g.wo = (g.w - g.pw) / g.sw + 1;
+  const Shape shape = single ? Shape{g.ho, g.wo} : Shape{x.shape(0), x.shape(1), g.ho, g.wo};
+  py::array y = new_array(x.dtype(), shape, fn);
+  py::array idx;
+  if (ret) idx = new_array(py::dtype::of<int64_t>(), shape, fn);
+  dispatch_float(x, [&](auto t) {
+    using T = decltype(t);
+    const T* px = cdata<T>(x);
+    T* py_ = mdata<T>(y);
+    int64_t* pi = ret ? static_cast<int64_t*>(idx.mutable_data()) : nullptr;
+    py::gil_scoped_release release;
+    nnfast::max_pool2d_forward<T>(px, py_, pi, g);
+  });
+  if (ret) return py::make_tuple(y, idx);
+  return std::move(y);
+}
+
+py::array max_pool2d_backward(py::handle gy_obj, py::handle idx_obj, py::handle shape_obj,
+                              py::handle pool_obj, py::handle stride_obj) {
+  const char* fn = "max_pool2d_backward";
+  py::array gy = require_float_array(gy_obj, fn, "grad_y");
+  if (!py::isinstance<py::array>(idx_obj)) {
+    throw py::type_error(std::string(fn) + ": indices must be an int64 numpy.ndarray, got " +
+                         type_name(idx_obj));
+  }
+  py::array idx = py::reinterpret_borrow<py::array>(idx_obj);
+  if (!idx.dtype().is(py::dtype::of<int64_t>()) &&
+      !(idx.dtype().kind() == 'i' && idx.itemsize() == 8 && idx.dtype().byteorder() == '=')) {
+    throw py::type_error(std::string(fn) + ": indices must have dtype int64, got " +
+                         dtype_str(idx));
+  }
+  if (!(idx.flags() & py::array::c_style)) {
+    throw py::value_error(std::string(fn) + ": indices must be C-contiguous");
+  }
+  if (!py::isinstance<py::tuple>(shape_obj) && !py::isinstance<py::list>(shape_obj)) {
+    throw py::type_error(std::string(fn) + ": input_shape must be a tuple of 2 or 4 ints, got " +
+                         type_name(shape_obj));
+  }
+  py::sequence seq = py::reinterpret_borrow<py::sequence>(shape_obj);
+  if (seq.size() != 2 && seq.size() != 4) {
+    throw py::value_error(std::string(fn) + ": input_shape must be a tuple of 2 or 4 ints, got " +
+                          std::to_string(seq.size()));
+  }
+  Shape in_shape;
+  for (size_t i = 0; i < seq.size(); ++i) {
+    const std::string arg = "input_shape[" + std::to_string(i) + "]";
+    in_shape.push_back(int_value(seq[i], fn, arg.c_str(), 0, kMaxInt));
+  }
+  const int nd = static_cast<int>(in_shape.size());
+  if (gy.ndim() != nd) {
+    throw py::value_error(std::string(fn) + ": grad_y must have " + std::to_string(nd) +
+                          " dims like input_shape " + shape_str(in_shape) + ", got shape " +
+                          shape_str(gy));
+  }
+  if (nd == 4 && (gy.shape(0) != in_shape[0] || gy.shape(1) != in_shape[1])) {
+    throw py::value_error(std::string(fn) + ": grad_y must have the (N, C) of input_shape " +
+                          shape_str(in_shape) + ", got shape " + shape_str(gy));
+  }
+  if (shape_of(idx) != shape_of(gy)) {
+    throw py::value_error(std::string(fn) + ": indices must have the shape of grad_y " +
+                          shape_str(gy) + ", got " + shape_str(idx));
+  }
+  Pool2dGeometry g;
+  g.h = in_shape[nd - 2];
+  g.w = in_shape[nd - 1];
+  g.ho = gy.shape(nd - 2);
+  g.wo = gy.shape(nd - 1);
+  g.planes = nd == 4 ? gy.shape(0) * gy.shape(1) : 1;
+  const bool check_window = !pool_obj.is_none();
+  g.ph = g.pw = g.sh = g.sw = 1;
+  if (check_window) {
+    pool_window(pool_obj, stride_obj, fn, &g);
+    const bool fits = g.ph <= g.h && g.pw <= g.w;
+    const int64_t ho = fits ? (g.h - g.ph) / g.sh + 1 : 0, wo = fits ? (g.w - g.pw) / g.sw + 1 : 0;
+    if (!fits || ho != g.ho || wo != g.wo) {
+      throw py::value_error(std::string(fn) + ": grad_y's plane " + pair_str({g.ho, g.wo}) +
+                            " is not the pooled size of input_shape " + shape_str(in_shape) +
+                            " with pool_size " + pair_str({g.ph, g.pw}) + " and stride " +
+                            pair_str({g.sh, g.sw}));
+    }
+  } else if (!stride_obj.is_none()) {
+    throw py::value_error(std::string(fn) + ": stride needs pool_size");
+  }
+  py::array gx = new_array(gy.dtype(), in_shape, fn);
+  int64_t bad = -1;
+  dispatch_float(gy, [&](auto t) {
+    using T = decltype(t);
+    const T* pgy = cdata<T>(gy);
+    const int64_t* pi = static_cast<const int64_t*>(idx.data());
+    T* pgx = mdata<T>(gx);
+    py::gil_scoped_release release;
+    bad = nnfast::max_pool2d_backward<T>(pgy, pi, pgx, g, check_window);
+  });
+  if (bad >= 0) {
+    // Position of the offending index, for the message.
+    Shape pos(static_cast<size_t>(nd));
+    int64_t rest = bad;
+    for (int d = nd - 1; d >= 0; --d) {
+      pos[static_cast<size_t>(d)] = rest % gy.shape(d);
+      rest /= gy.shape(d);
+    }
+    std::string where = "indices[";
+    for (int d = 0; d < nd; ++d) {
+      where += (d ? ", " : "") + std::to_string(pos[static_cast<size_t>(d)]);
+    }
+    const int64_t value = static_cast<const int64_t*>(idx.data())[bad];
+    where += "] = " + std::to_string(value);
+    const int64_t plane = g.h * g.w;
+    if (value < 0 || value >= plane) {
+      throw py::value_error(std::string(fn) + ": " + where + " is not a position in the " +
+                            std::to_string(g.h) + "x" + std::to_string(g.w) +
+                            " input plane (0 <= index < " + std::to_string(plane) + ")");
+    }
+    const int64_t oy = pos[static_cast<size_t>(nd - 2)], ox = pos[static_cast<size_t>(nd - 1)];
+    throw py::value_error(std::string(fn) + ": " + where + " is outside its pooling window (rows " +
+                          std::to_string(oy * g.sh) + ".." + std::to_string(oy * g.sh + g.ph - 1) +
+                          ", cols " + std::to_string(ox * g.sw) + ".." +
+                          std::to_string(ox * g.sw + g.pw - 1) + ")");
+  }
+  return gx;
+}
+
+}  // namespace
+
+NNFAST_REGISTER_FAMILY(pool) {
+  m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("pool_size") = 2,
+        py::arg("stride") = py::none(), py::arg("return_indices") = false,
+        "Max over pool_size windows (floor mode); with return_indices, also the flat argmax "
+        "within each (H, W) plane (int64).");
+  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_y"), py::arg("indices"),
+        py::arg("input_shape"), py::arg("pool_size") = py::none(), py::arg("stride") = py::none(),
+        "grad_x: grad_y scattered (added) at indices; every index is validated first.");
+}
+
+}  // namespace bind
+}  // namespace nnfast
