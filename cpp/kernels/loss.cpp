@@ -129,7 +129,13 @@ double bce_sum(const T* p, const T* t, int64_t n) {
       // Lanes past the end load p = t = 0, whose term is exactly 0.
       a0 = D::add(a0, term(D::load_from_partial(p + i, m), D::load_from_partial(t + i, m)));
     }
-    return D::reduce_add(D::add(a0, a1));
+    // NOTE: lanes summed through memory, not D::reduce_add: inlined here, gcc 12's
+    // _mm512_extractf64x4_pd trips a false -Wuninitialized.
+    alignas(64) double lanes[D::width];
+    D::storeu(lanes, D::add(a0, a1));
+    double s = 0.0;
+    for (int l = 0; l < D::width; ++l) s += lanes[l];
+    return s;
   });
   return -sum;
 }
