@@ -351,6 +351,8 @@ def _mutate(case: Case, src, rng, sizes) -> None:
             bad_values += [((1, 1, 1), (ValueError,)), ((1, 2**64), (ValueError,)),
                            ([1, None], (TypeError,)), ((), (ValueError,))]  # fmt: skip
         bad, exc = src.pick(bad_values)
+        if spec.name == "max_pool2d_backward" and name == "stride" and kw["pool_size"] is None:
+            exc = (*exc, ValueError)  # "stride needs pool_size" may be checked first
         kw[name] = bad
         case.expect, case.mutation = exc, f"int {name}={bad!r}"
     elif kind == "flag":
