@@ -291,3 +291,12 @@ def test_softmax_bad_input():
     with pytest.raises(ValueError, match=r"softmax: out must not overlap an input"):
         big = np.ones(12)
         nf.softmax(big[:6].reshape(2, 3), out=big[3:9].reshape(2, 3))
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "softmax"])
+def test_dense_epilogue_uses_the_same_kernels(isa, act, rng):
+    # One mechanism: the GEMM's fused activation computes the same bits as the standalone op.
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((37, 19)).astype(dtype)
+        w = rng.standard_normal((19, 45)).astype(dtype)
+        np.testing.assert_array_equal(nf.dense(x, w, None, act), getattr(nf, act)(nf.matmul(x, w)))

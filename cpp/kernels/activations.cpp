@@ -46,81 +46,14 @@ void map_parallel(const T* x, T* y, int64_t n, int64_t grain, Op op) {
                         [&](int64_t begin, int64_t end) { map_range(x, y, begin, end, op); });
 }
 
-// exp(x - m) with the rounding error of x - m restored (TwoSum): a rounded difference would cost
-// up to |x - m| / 2 ulps of relative error (16 ulps for a logit gap of 32 in float32).
-template <typename T>
-inline typename Simd<T>::Reg exp_diff(typename Simd<T>::Reg x, typename Simd<T>::Reg m) {
-  using S = Simd<T>;
-  const auto d = S::sub(x, m);
-  const auto xd = S::add(d, m);  // x as rebuilt from d
-  auto err = S::add(S::sub(x, xd), S::sub(S::sub(xd, d), m));
-  // Infinite x or m make err NaN where exp gives 0 (or NaN on its own): drop the correction.
-  err = S::select(S::is_nan(err), S::zero(), err);
-  const auto e = vmath::exp<T>(d);
-  return S::fmadd(e, err, e);
-}
-
-// Kahan-compensated running sum of registers: s - c is the sum, c the lost low-order part.
-template <typename T>
-struct Kahan {
-  using S = Simd<T>;
-  typename S::Reg s = S::zero(), c = S::zero();
-  void add(typename S::Reg v) {
-    const auto y = S::sub(v, c);
-    const auto t = S::add(s, y);
-    c = S::sub(S::sub(t, s), y);
-    s = t;
-  }
-};
-
 // Softmax of contiguous rows [r0, r1) of length len: max, exp and sum, scale.
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t len) {
-  using S = Simd<T>;
-  constexpr int64_t W = S::width;
-  const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t r = r0; r < r1; ++r) {
     const T* xr = x + r * len;
     T* yr = y + r * len;
-    // NOTE: max skips a NaN (x86 max returns its second operand), but exp(NaN - m) reaches the
-    // sum, so a row holding NaN becomes all NaN, as in NumPy.
-    auto m0 = S::set1(ninf), m1 = m0;
-    int64_t j = 0;
-    for (; j + 2 * W <= len; j += 2 * W) {
-      m0 = S::max(S::loadu(xr + j), m0);
-      m1 = S::max(S::loadu(xr + j + W), m1);
-    }
-    for (; j + W <= len; j += W) m0 = S::max(S::loadu(xr + j), m0);
-    if (j < len) m1 = S::max(S::load_partial_or(xr + j, len - j, ninf), m1);
-    const auto vm = S::set1(S::reduce_max(S::max(m0, m1)));
-    // Compensated (Kahan) partial sums: long rows stay accurate to a few ulps.
-    Kahan<T> s0, s1;
-    j = 0;
-    for (; j + 2 * W <= len; j += 2 * W) {
-      const auto e0 = exp_diff<T>(S::loadu(xr + j), vm);
-      const auto e1 = exp_diff<T>(S::loadu(xr + j + W), vm);
-      S::storeu(yr + j, e0);
-      S::storeu(yr + j + W, e1);
-      s0.add(e0);
-      s1.add(e1);
-    }
-    for (; j + W <= len; j += W) {
-      const auto e = exp_diff<T>(S::loadu(xr + j), vm);
-      S::storeu(yr + j, e);
-      s0.add(e);
-    }
-    if (j < len) {
-      // Lanes past the end hold exp(-inf) = 0.
-      const auto e = exp_diff<T>(S::load_partial_or(xr + j, len - j, ninf), vm);
-      S::store_partial(yr + j, e, len - j);
-      s1.add(e);
-    }
-    s0.add(S::sub(S::zero(), s1.c));
-    s0.add(s1.s);
-    const auto inv = S::div(S::set1(T(1)), S::set1(S::reduce_add(S::sub(s0.s, s0.c))));
-    j = 0;
-    for (; j + W <= len; j += W) S::storeu(yr + j, S::mul(S::loadu(yr + j), inv));
-    if (j < len) S::store_partial(yr + j, S::mul(S::load_partial(yr + j, len - j), inv), len - j);
+    const T sum = vmath::row_exp_sum(xr, yr, len, vmath::row_max(xr, len));
+    vmath::row_scale(yr, len, T(1) / sum);
   }
 }
 
@@ -143,9 +76,9 @@ void softmax_columns(const T* x, T* y, int64_t len, int64_t inner, int64_t c0, i
   for (int64_t l = 0; l < len; ++l) m = S::max(load(x + l * inner + c0), m);
   // A NaN column: max skipped it, exp(NaN - m) makes the sum and the column NaN.
   // NOTE: each lane sums a whole column alone; the compensated sum keeps long columns accurate.
-  Kahan<T> s;
+  vmath::Kahan<T> s;
   for (int64_t l = 0; l < len; ++l) {
-    const auto e = exp_diff<T>(load(x + l * inner + c0), m);
+    const auto e = vmath::exp_diff<T>(load(x + l * inner + c0), m);
     store(y + l * inner + c0, e);
     s.add(e);
   }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_epilogue.h"
@@ -25,13 +26,18 @@ constexpr int64_t kPartialElems = int64_t(1) << 22;
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Output channels per register block of the direct kernel, and vectors along the output row.
+// Output channels per register block of the direct kernel and vectors of output positions (24 or
+// 12 accumulators); a single output channel (the tutorial's image) gets four vectors instead.
 #if defined(NNFAST_SIMD_AVX512)
 constexpr int kDirectOB = 8;
 #else
 constexpr int kDirectOB = 4;
 #endif
-constexpr int kDirectNV = 2;
+constexpr int kDirectNV = 3;
+constexpr int kSingleNV = 4;
+// The row-wise variant's vectors per row, and the most taps per output it is used for.
+constexpr int kRowwiseNV = 2;
+constexpr int64_t kRowwiseTaps = 32;
 
 // Output columns [lo, hi) whose input column ox*sw + j - pl lies inside [0, w).
 inline void valid_cols(const Conv2dGeometry& g, int64_t j, int64_t* lo, int64_t* hi) {
@@ -60,13 +66,14 @@ void im2col(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* co
             continue;
           }
           const T* src = x + (ci * g.h + iy) * g.w + j - g.pl;
-          std::fill(dst, dst + lo, T(0));
+          // NOTE: plain loops, not memcpy/fill calls: rows are short (14-28 elements).
+          for (int64_t ox = 0; ox < lo; ++ox) dst[ox] = T(0);
           if (g.sw == 1) {
-            std::memcpy(dst + lo, src + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+            for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = src[ox];
           } else {
             for (int64_t ox = lo; ox < hi; ++ox) dst[ox] = src[ox * g.sw];
           }
-          std::fill(dst + hi, dst + g.wo, T(0));
+          for (int64_t ox = hi; ox < g.wo; ++ox) dst[ox] = T(0);
         }
       }
     }
@@ -106,6 +113,190 @@ inline int64_t chunk_rows(const Conv2dGeometry& g) {
 }
 
 // ---------------------------------------------------------------------------- direct kernel
+//
+// Stride 1. The input rows a unit of output rows needs are copied, zero-padded, into planes of
+// wp = wo + kw - 1 columns, so output (oy, ox) at tap (i, j) reads position (oy*wp + ox) +
+// (i*wp + j): consecutive positions q = oy*wp + ox are consecutive in memory for every tap. The
+// kernel computes vectors along q (the kw - 1 columns per row past wo are computed and dropped),
+// so a 14-wide output row does not waste most of a 16-lane vector.
+
+// Stores lanes [l0, l1) of v at p + l0 .. p + l1 - 1.
+template <typename T>
+inline void store_lanes(T* p, typename Simd<T>::Reg v, int l0, int l1) {
+  using S = Simd<T>;
+#if defined(NNFAST_SIMD_AVX512)
+  const auto mask = static_cast<typename S::Mask>(((1u << l1) - 1u) & ~((1u << l0) - 1u));
+  if constexpr (std::is_same_v<T, float>) {
+    _mm512_mask_storeu_ps(p, mask, v);
+  } else {
+    _mm512_mask_storeu_pd(p, mask, v);
+  }
+#else
+  alignas(64) T buf[S::width];
+  S::storeu(buf, v);
+  std::memcpy(p + l0, buf + l0, static_cast<size_t>(l1 - l0) * sizeof(T));
+#endif
+}
+
+// Layout of one unit's padded input: rows [oy0, oy0 + rows) of output need rows + kh - 1 input
+// rows; each channel holds them as a plane of wp columns plus zero slack for the last vectors.
+struct DirectUnit {
+  int64_t wp;   // padded row width, wo + kw - 1
+  int64_t nq;   // positions computed: rows * wp
+  int64_t cs;   // channel stride in the buffer
+};
+
+template <typename T, int NV>
+DirectUnit direct_unit(const Conv2dGeometry& g, int64_t rows) {
+  constexpr int64_t V = NV * Simd<T>::width;
+  DirectUnit u;
+  u.wp = g.wo + g.kw - 1;
+  u.nq = rows * u.wp;
+  u.cs = round_up(round_up(u.nq, V) + (g.kh - 1) * u.wp + g.kw - 1, 16);
+  return u;
+}
+
+template <typename T>
+void pad_unit(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows, const DirectUnit& u,
+              T* xp) {
+  std::fill(xp, xp + g.c * u.cs, T(0));
+  const int64_t q0 = std::max<int64_t>(0, g.pl);           // first padded column holding x
+  const int64_t q1 = std::min<int64_t>(u.wp, g.pl + g.w);  // one past the last
+  if (q1 <= q0) return;
+  for (int64_t ci = 0; ci < g.c; ++ci) {
+    for (int64_t r = 0; r < rows + g.kh - 1; ++r) {
+      const int64_t iy = oy0 + r - g.pt;
+      if (iy < 0 || iy >= g.h) continue;
+      std::memcpy(xp + ci * u.cs + r * u.wp + q0, x + (ci * g.h + iy) * g.w + q0 - g.pl,
+                  static_cast<size_t>(q1 - q0) * sizeof(T));
+    }
+  }
+}
+
+// Output rows [oy0, oy0 + rows) of one image: for each block of OB output channels and NV vectors
+// of positions, the products over every tap (ci, i, j) accumulate in registers, each input vector
+// reused for the whole channel block. wpack holds the weights as [block][tap][OB].
+template <typename T, GemmActivation Act, int OB, int NV>
+void direct_unit_rows(const T* xp, const DirectUnit& u, const T* wpack, const T* b,
+                      const Conv2dGeometry& g, int64_t oy0, int64_t rows, T* y) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const int64_t plane = g.ho * g.wo;
+  for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
+    const int64_t ob = std::min<int64_t>(OB, g.o - o0);
+    const T* wb = wpack + (o0 / OB) * taps * OB;
+    for (int64_t q0 = 0; q0 < u.nq; q0 += NV * W) {
+      Reg acc[OB][NV];
+#pragma GCC unroll 16
+      for (int q = 0; q < OB; ++q) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[q][v] = S::zero();
+      }
+      const T* wt = wb;
+      for (int64_t ci = 0; ci < g.c; ++ci) {
+        const T* xc = xp + ci * u.cs + q0;
+        for (int64_t i = 0; i < g.kh; ++i) {
+          const T* xr = xc + i * u.wp;
+          for (int64_t j = 0; j < g.kw; ++j, wt += OB) {
+            Reg xv[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) xv[v] = S::loadu(xr + j + v * W);
+#pragma GCC unroll 16
+            for (int q = 0; q < OB; ++q) {
+              const Reg wv = S::set1(wt[q]);
+#pragma GCC unroll 4
+              for (int v = 0; v < NV; ++v) acc[q][v] = S::fmadd(wv, xv[v], acc[q][v]);
+            }
+          }
+        }
+      }
+      // The lanes of each vector fall in one or more output rows: the runs of real columns
+      // (padding columns dropped), found once per block for all its channels.
+      int nseg[NV] = {};
+      int seg_l0[NV][W + 1], seg_l1[NV][W + 1];
+      int64_t seg_off[NV][W + 1];
+      int64_t row = q0 / u.wp;
+      for (int v = 0; v < NV; ++v) {
+        const int64_t qs = q0 + v * W;
+        while ((row + 1) * u.wp <= qs) ++row;
+        for (int64_t r = row; r < rows && r * u.wp < qs + W; ++r) {
+          const int64_t l0 = std::max<int64_t>(0, r * u.wp - qs);
+          const int64_t l1 = std::min<int64_t>(W, r * u.wp + g.wo - qs);
+          if (l1 > l0) {
+            seg_l0[v][nseg[v]] = static_cast<int>(l0);
+            seg_l1[v][nseg[v]] = static_cast<int>(l1);
+            seg_off[v][nseg[v]] = r * g.wo + (qs - r * u.wp);
+            ++nseg[v];
+          }
+        }
+      }
+      for (int64_t q = 0; q < ob; ++q) {
+        T* yp = y + (o0 + q) * plane + oy0 * g.wo;
+        const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+        for (int v = 0; v < NV; ++v) {
+          if (nseg[v] == 0) continue;
+          Reg r = acc[q][v];
+          if (b != nullptr) r = S::add(r, bias);
+          r = epi::activate<Act, T>(r);
+          for (int k = 0; k < nseg[v]; ++k) {
+            store_lanes<T>(yp + seg_off[v][k], r, seg_l0[v][k], seg_l1[v][k]);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T, GemmActivation Act, int OB, int NV>
+void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  const int64_t taps = g.c * g.kh * g.kw;
+  const int64_t blocks = ceil_div(g.o, OB);
+  // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
+  const int threads = runtime::num_threads();
+  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  const DirectUnit whole = direct_unit<T, NV>(g, g.ho);
+  r_blocks = std::max(r_blocks, ceil_div(g.c * whole.cs, kChunkElems));
+  r_blocks = std::min(r_blocks, g.ho);
+  const int64_t rows_per = ceil_div(g.ho, r_blocks);
+  r_blocks = ceil_div(g.ho, rows_per);
+  const int64_t units = g.n * r_blocks;
+  // Small problems stay on one thread (waking the pool costs microseconds).
+  const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
+  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const DirectUnit unit = direct_unit<T, NV>(g, rows_per);
+  const int64_t pad_elems = round_up(g.c * unit.cs, 16);
+  const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
+  T* wpack = ws;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    for (int64_t t = 0; t < taps; ++t) {
+      for (int q = 0; q < OB; ++q) {
+        const int64_t o = blk * OB + q;
+        wpack[(blk * taps + t) * OB + q] = o < g.o ? w[o * taps + t] : T(0);
+      }
+    }
+  }
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xp = ws + wpack_elems + t * pad_elems;
+      for (int64_t un = units * t / tasks; un < units * (t + 1) / tasks; ++un) {
+        const int64_t n = un / r_blocks;
+        const int64_t oy0 = (un % r_blocks) * rows_per;
+        const int64_t rows = std::min(g.ho, oy0 + rows_per) - oy0;
+        const DirectUnit u = direct_unit<T, NV>(g, rows);
+        pad_unit(x + n * g.c * g.h * g.w, g, oy0, rows, u, xp);
+        direct_unit_rows<T, Act, OB, NV>(xp, u, wpack, b, g, oy0, rows,
+                                         y + n * g.o * g.ho * g.wo);
+      }
+    }
+  });
+}
+
+// ---- row-wise variant: vectors along each output row, plain stores (few taps per output)
 
 // Padded input rows of one image for output rows [oy0, oy1), for the direct kernel (sw == 1):
 // rows_p rows of wr columns per channel, column q holding x column q - pl (0 outside).
@@ -126,17 +317,16 @@ void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, 
   }
 }
 
-// Direct convolution of output rows [oy0, oy1) of one image, stride_w 1: for each block of
-// kDirectOB output channels and kDirectNV vectors along the row, the products over every tap
-// (ci, i, j) accumulate in registers, each input vector reused for the whole channel block.
-// wpack holds the weights per channel block as [block][tap][kDirectOB] (zero-padded channels).
-template <typename T, GemmActivation Act>
+// Row-wise direct convolution (few taps per output, stride_w 1) of output rows [oy0, oy1) of one
+// image: for each block of OB output channels and NV vectors along the row, the products over
+// every tap (ci, i, j) accumulate in registers, each input vector reused for the channel block.
+// wpack holds the weights per channel block as [block][tap][OB] (zero-padded channels).
+template <typename T, GemmActivation Act, int OB, int NV>
 void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const T* b,
                  const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* y) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
-  constexpr int OB = kDirectOB, NV = kDirectNV;
   const int64_t taps = g.c * g.kh * g.kw;
   const int64_t plane = g.ho * g.wo;
   for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
@@ -190,13 +380,12 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
   }
 }
 
-template <typename T, GemmActivation Act>
-void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+template <typename T, GemmActivation Act, int OB, int NV>
+void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
   constexpr int W = Simd<T>::width;
-  constexpr int OB = kDirectOB;
   const int64_t taps = g.c * g.kh * g.kw;
   const int64_t blocks = ceil_div(g.o, OB);
-  const int64_t wr = round_up(g.wo, kDirectNV * W) + g.kw - 1;
+  const int64_t wr = round_up(g.wo, NV * W) + g.kw - 1;
   // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
   const int threads = runtime::num_threads();
   const int64_t rows_all = (g.ho - 1) * g.sh + g.kh;
@@ -233,10 +422,31 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
         const int64_t oy1 = std::min(g.ho, oy0 + rows_per);
         const int64_t rows = (oy1 - oy0 - 1) * g.sh + g.kh;
         pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows, wr, xp);
-        direct_rows<T, Act>(xp, rows, wr, wpack, b, g, oy0, oy1, y + n * g.o * g.ho * g.wo);
+        direct_rows<T, Act, OB, NV>(xp, rows, wr, wpack, b, g, oy0, oy1,
+                                    y + n * g.o * g.ho * g.wo);
       }
     }
   });
+}
+
+// Runs the direct kernel with the register tile for this many output channels.
+template <typename T, GemmActivation Act>
+void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  // NOTE: with few taps per output the flat kernel's stores (runs split at row ends, masked)
+  // cost more than its saved lanes; measured 1.2 vs 2.2 ms on the C=1 MNIST layer.
+  if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) {
+    if (g.o == 1) {
+      forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
+    } else {
+      forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
+    }
+    return;
+  }
+  if (g.o == 1) {
+    forward_direct<T, Act, 1, kSingleNV>(x, w, b, y, g);
+  } else {
+    forward_direct<T, Act, kDirectOB, kDirectNV>(x, w, b, y, g);
+  }
 }
 
 // ---------------------------------------------------------------------------- im2col + GEMM
@@ -278,9 +488,9 @@ template <typename T, GemmActivation Act>
 Conv2dAlgorithm forward_act(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g,
                             Conv2dAlgorithm algo) {
   if (algo == Conv2dAlgorithm::automatic) algo = conv2d_choose_algorithm(g);
-  if (algo == Conv2dAlgorithm::direct && g.sw != 1) algo = Conv2dAlgorithm::im2col;
+  if (algo == Conv2dAlgorithm::direct && (g.sh != 1 || g.sw != 1)) algo = Conv2dAlgorithm::im2col;
   if (algo == Conv2dAlgorithm::direct) {
-    forward_direct<T, Act>(x, w, b, y, g);
+    run_direct<T, Act>(x, w, b, y, g);
   } else {
     forward_im2col<T>(x, w, b, y, g, Act);
   }
@@ -311,6 +521,129 @@ void bias_grad(const T* gy, T* gb, const Conv2dGeometry& g) {
   });
 }
 
+// Weight-gradient register tile: OB output channels x TB taps.
+#if defined(NNFAST_SIMD_AVX512)
+constexpr int kWgradOB = 4, kWgradTB = 6;
+#else
+constexpr int kWgradOB = 2, kWgradTB = 5;
+#endif
+
+// grad_w[o][t] over a batch of images held in padded layouts (stride 1): x as pad_unit builds it
+// (xstride elements per image) and grad_y as planes of u.wp columns with zeros in the dropped
+// columns (nqp positions per channel, channels padded with zero planes to a multiple of OB).
+// Each (o, tap) is a dot product over positions, summed lane-wise over every image of the batch,
+// then across lanes; the batch's sums are stored (first) or added to part (o x taps).
+template <typename T>
+void wgrad_batch(const T* xps, const T* gyps, int64_t nimg, int64_t xstride, int64_t gstride,
+                 int64_t nqp, const int64_t* tap_off, const Conv2dGeometry& g, bool first,
+                 T* part) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  constexpr int OB = kWgradOB, TB = kWgradTB;
+  const int64_t taps = g.c * g.kh * g.kw;
+  for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
+    for (int64_t t0 = 0; t0 < taps; t0 += TB) {
+      int64_t off[TB];
+      for (int k = 0; k < TB; ++k) off[k] = t0 + k < taps ? tap_off[t0 + k] : 0;
+      Reg acc[OB][TB];
+#pragma GCC unroll 8
+      for (int a = 0; a < OB; ++a) {
+#pragma GCC unroll 8
+        for (int k = 0; k < TB; ++k) acc[a][k] = S::zero();
+      }
+      for (int64_t n = 0; n < nimg; ++n) {
+        const T* gp = gyps + n * gstride + o0 * nqp;
+        const T* xb = xps + n * xstride;
+        for (int64_t q = 0; q < nqp; q += W) {
+          Reg gv[OB];
+#pragma GCC unroll 8
+          for (int a = 0; a < OB; ++a) gv[a] = S::loadu(gp + a * nqp + q);
+#pragma GCC unroll 8
+          for (int k = 0; k < TB; ++k) {
+            const Reg xv = S::loadu(xb + off[k] + q);
+#pragma GCC unroll 8
+            for (int a = 0; a < OB; ++a) acc[a][k] = S::fmadd(gv[a], xv, acc[a][k]);
+          }
+        }
+      }
+      for (int a = 0; a < OB && o0 + a < g.o; ++a) {
+        for (int k = 0; k < TB && t0 + k < taps; ++k) {
+          const T v = S::reduce_add(acc[a][k]);
+          T& dst = part[(o0 + a) * taps + t0 + k];
+          dst = first ? v : dst + v;
+        }
+      }
+    }
+  }
+}
+
+// grad_w for stride 1 without unfolding: images in fixed groups (partials summed in group order,
+// so any thread count gives the same bits), each group in batches that fit the scratch budget.
+template <typename T>
+void wgrad_direct(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const DirectUnit u = direct_unit<T, kDirectNV>(g, g.ho);
+  const int64_t nqp = round_up(u.nq, W);
+  const int64_t opad = round_up(g.o, kWgradOB);
+  const int64_t xstride = round_up(g.c * u.cs, 16);
+  const int64_t gstride = round_up(opad * nqp, 16);
+  const int64_t per_image = xstride + gstride;
+  int64_t groups = std::min(g.n, kMaxGroups);
+  groups = std::max<int64_t>(1, std::min(groups, kPartialElems / (taps * g.o)));
+  const int64_t group_max = ceil_div(g.n, groups);
+  const int64_t batch = std::max<int64_t>(1, std::min(group_max, kChunkElems * 4 / per_image));
+  const int threads = runtime::num_threads();
+  const int64_t tasks = std::min<int64_t>(groups, threads);
+  const int64_t part_elems = round_up(taps * g.o, 16);
+  const int64_t offs = round_up(taps, 8);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(groups * part_elems + tasks * batch * per_image) * sizeof(T) +
+          static_cast<size_t>(offs) * sizeof(int64_t)));
+  T* parts = ws;
+  int64_t* tap_off =
+      reinterpret_cast<int64_t*>(ws + groups * part_elems + tasks * batch * per_image);
+  for (int64_t ci = 0, t = 0; ci < g.c; ++ci) {
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j, ++t) tap_off[t] = ci * u.cs + i * u.wp + j;
+    }
+  }
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xps = ws + groups * part_elems + t * batch * per_image;
+      T* gyps = xps + batch * xstride;
+      for (int64_t grp = groups * t / tasks; grp < groups * (t + 1) / tasks; ++grp) {
+        const int64_t n0 = g.n * grp / groups, n1 = g.n * (grp + 1) / groups;
+        for (int64_t b0 = n0; b0 < n1; b0 += batch) {
+          const int64_t nb = std::min(batch, n1 - b0);
+          for (int64_t k = 0; k < nb; ++k) {
+            const int64_t n = b0 + k;
+            pad_unit(x + n * g.c * g.h * g.w, g, 0, g.ho, u, xps + k * xstride);
+            T* gp = gyps + k * gstride;
+            std::fill(gp, gp + opad * nqp, T(0));
+            for (int64_t o = 0; o < g.o; ++o) {
+              for (int64_t oy = 0; oy < g.ho; ++oy) {
+                const T* src = gy + ((n * g.o + o) * g.ho + oy) * g.wo;
+                T* dst = gp + o * nqp + oy * u.wp;
+                for (int64_t ox = 0; ox < g.wo; ++ox) dst[ox] = src[ox];
+              }
+            }
+          }
+          wgrad_batch(xps, gyps, nb, xstride, gstride, nqp, tap_off, g, b0 == n0,
+                      parts + grp * part_elems);
+        }
+      }
+    }
+  });
+  for (int64_t e = 0; e < g.o * taps; ++e) {
+    T sum = parts[e];
+    for (int64_t grp = 1; grp < groups; ++grp) sum += parts[grp * part_elems + e];
+    gw[e] = sum;
+  }
+}
+
 template <typename T>
 void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                    const Conv2dGeometry& g) {
@@ -321,6 +654,37 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
     std::fill(gw, gw + g.o * k, T(0));
     if (gx != nullptr) std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
     return;
+  }
+  // Stride 1: grad_x is the convolution of grad_y with the flipped, transposed kernel and the
+  // complementary padding, so it runs on the direct forward kernel (no col2im scatter).
+  if (gx != nullptr && g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 && g.pl <= g.kw - 1) {
+    const int64_t kk = g.kh * g.kw;
+    T* wflip = static_cast<T*>(runtime::thread_workspace(
+        runtime::WorkspaceSlot::misc, static_cast<size_t>(g.c * g.o * kk) * sizeof(T)));
+    for (int64_t o = 0; o < g.o; ++o) {
+      for (int64_t ci = 0; ci < g.c; ++ci) {
+        for (int64_t t = 0; t < kk; ++t) {
+          wflip[(ci * g.o + o) * kk + t] = w[(o * g.c + ci) * kk + (kk - 1 - t)];
+        }
+      }
+    }
+    Conv2dGeometry gt = g;
+    gt.c = g.o;
+    gt.h = g.ho;
+    gt.w = g.wo;
+    gt.o = g.c;
+    gt.pt = g.kh - 1 - g.pt;
+    gt.pl = g.kw - 1 - g.pl;
+    gt.ho = g.h;
+    gt.wo = g.w;
+    run_direct<T, GemmActivation::linear>(gy, wflip, static_cast<const T*>(nullptr), gx, gt);
+    gx = nullptr;
+  }
+  // NOTE: grad_w never depends on need_grad_x: stride 1 always takes the direct path for it.
+  const bool gw_done = g.sh == 1 && g.sw == 1;
+  if (gw_done) {
+    wgrad_direct(x, gy, gw, g);
+    if (gx == nullptr) return;
   }
   // Images are split into `groups` fixed runs, each summing its grad_w^T (k x o) partial; the
   // partials are then added in group order, so the result is the same for any thread count.
@@ -351,11 +715,13 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
           for (int64_t oy0 = 0; oy0 < g.ho; oy0 += rc) {
             const int64_t oy1 = std::min(g.ho, oy0 + rc);
             const int64_t pc = (oy1 - oy0) * g.wo;
-            im2col(xn, g, oy0, oy1, col);
-            // grad_w^T (k x o) += col (k x pc) gy_chunk^T (gy_chunk is o x pc, row stride plane)
-            NNFAST_ISA_NS::gemm_ex<T>(false, true, k, g.o, pc, T(1), col, pc, gyn + oy0 * g.wo,
-                                      plane, first ? T(0) : T(1), part, g.o, GemmEpilogue<T>{});
-            first = false;
+            if (!gw_done) {
+              im2col(xn, g, oy0, oy1, col);
+              // grad_w^T (k x o) += col (k x pc) gy_chunk^T (gy_chunk: o x pc, row stride plane)
+              NNFAST_ISA_NS::gemm_ex<T>(false, true, k, g.o, pc, T(1), col, pc, gyn + oy0 * g.wo,
+                                        plane, first ? T(0) : T(1), part, g.o, GemmEpilogue<T>{});
+              first = false;
+            }
             if (gxn != nullptr) {
               // dcol (k x pc) = w^T (k x o) gy_chunk (o x pc), then folded back onto grad_x.
               NNFAST_ISA_NS::gemm_ex<T>(true, false, k, pc, g.o, T(1), w, k, gyn + oy0 * g.wo,
@@ -367,6 +733,7 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
       }
     }
   });
+  if (gw_done) return;
   runtime::parallel_for(g.o, std::max<int64_t>(1, 4096 / (k * groups)),
                         [&](int64_t begin, int64_t end) {
                           for (int64_t o = begin; o < end; ++o) {

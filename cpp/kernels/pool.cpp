@@ -100,11 +100,20 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
   using Reg = typename S::Reg;
   constexpr int W = S::width;
   const int64_t r0 = oy * g.sh;
-  int64_t ox = 0;
-  for (; ox + W <= g.wo; ox += W) {
+  for (int64_t ox = 0; ox < g.wo; ox += W) {
+    // A short last vector (or row) reads only its 2 * lanes inputs (2 * wo <= w).
+    const int64_t lanes = std::min<int64_t>(W, g.wo - ox);
+    const int64_t n_lo = std::min<int64_t>(W, 2 * lanes), n_hi = 2 * lanes - n_lo;
     const T* p = plane + r0 * g.w + 2 * ox;
+    const auto load2 = [&](const T* at, Reg* even, Reg* odd) {
+      if (lanes == W) {
+        deinterleave(S::loadu(at), S::loadu(at + W), even, odd);
+      } else {
+        deinterleave(S::load_partial(at, n_lo), S::load_partial(at + W, n_hi), even, odd);
+      }
+    };
     Reg m, m1, k = S::zero();
-    deinterleave(S::loadu(p), S::loadu(p + W), &m, &m1);
+    load2(p, &m, &m1);
     // Window position 1 (row 0, right column), then rows 1.. of the window.
     auto upd = mask_or(S::cmp_gt(m1, m), S::is_nan(m1));
     m = S::select(upd, m1, m);
@@ -112,7 +121,7 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
     for (int64_t di = 1; di < g.ph; ++di) {
       Reg e0, e1;
       p += g.w;
-      deinterleave(S::loadu(p), S::loadu(p + W), &e0, &e1);
+      load2(p, &e0, &e1);
       upd = mask_or(S::cmp_gt(e0, m), S::is_nan(e0));
       m = S::select(upd, e0, m);
       if (irow != nullptr) k = S::select(upd, S::set1(T(2 * di)), k);
@@ -120,18 +129,19 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
       m = S::select(upd, e1, m);
       if (irow != nullptr) k = S::select(upd, S::set1(T(2 * di + 1)), k);
     }
-    S::storeu(yrow + ox, m);
+    if (lanes == W) {
+      S::storeu(yrow + ox, m);
+    } else {
+      S::store_partial(yrow + ox, m, lanes);
+    }
     if (irow != nullptr) {
       alignas(64) T kb[W];
       S::storeu(kb, k);
-      for (int l = 0; l < W; ++l) {
+      for (int64_t l = 0; l < lanes; ++l) {
         const int64_t kk = static_cast<int64_t>(kb[l]);
         irow[ox + l] = (r0 + (kk >> 1)) * g.w + 2 * (ox + l) + (kk & 1);
       }
     }
-  }
-  for (; ox < g.wo; ++ox) {
-    pool_one(plane, g, oy, ox, yrow + ox, irow != nullptr ? irow + ox : nullptr);
   }
 }
 

@@ -8,6 +8,7 @@
 // or -1 (expm1), NaN propagates. Measured accuracy: benchmarks/activations_accuracy.py.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 
@@ -86,6 +87,21 @@ inline typename Simd<T>::Reg expm1(typename Simd<T>::Reg x) {
   return S::select(S::cmp_gt(n, S::set1(T(std::numeric_limits<T>::digits + 2))), large, small);
 }
 
+// expm1(x) for x <= 0 (or NaN), cheaper than expm1: n <= 0, so 2^n em + (2^n - 1) needs one
+// power of two, normal once x is clamped at clamp_lo (where expm1 is -1 in T anyway).
+template <typename T>
+inline typename Simd<T>::Reg expm1_nonpositive(typename Simd<T>::Reg x) {
+  using S = Simd<T>;
+  constexpr T clamp_lo = sizeof(T) == 4 ? T(-87) : T(-708);
+  x = S::max(S::set1(clamp_lo), x);  // NaN stays (second operand)
+  const auto magic = S::set1(ExpConst<T>::round_magic);
+  const auto n = S::sub(S::fmadd(x, S::set1(T(1.4426950408889634)), magic), magic);
+  auto r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_hi), x);
+  r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_lo), r);
+  const auto p2 = S::pow2i(n);
+  return S::fmadd(p2, expm1_poly<T>(r), S::sub(p2, S::set1(T(1))));
+}
+
 // 1 / (1 + exp(-z)) = r or e r with e = exp(-|z|), r = 1 / (1 + e): no overflow, and full
 // relative accuracy in the tail where the result is e (1 - e + ...).
 template <typename T>
@@ -101,7 +117,7 @@ inline typename Simd<T>::Reg sigmoid(typename Simd<T>::Reg z) {
 template <typename T>
 inline typename Simd<T>::Reg tanh(typename Simd<T>::Reg z) {
   using S = Simd<T>;
-  const auto m = expm1<T>(S::mul(S::set1(T(-2)), S::abs(z)));
+  const auto m = expm1_nonpositive<T>(S::mul(S::set1(T(-2)), S::abs(z)));
   const auto t = S::div(S::neg(m), S::add(S::set1(T(2)), m));
   return S::copysign(t, z);
 }
@@ -130,6 +146,104 @@ template <typename T>
 inline typename Simd<T>::Reg relu_derivative(typename Simd<T>::Reg z) {
   using S = Simd<T>;
   return S::select(S::cmp_gt(z, S::zero()), S::set1(T(1)), S::zero());
+}
+
+// exp(x - m) with the rounding error of x - m restored (TwoSum): a rounded difference would cost
+// up to |x - m| / 2 ulps of relative error (16 ulps for a logit gap of 32 in float32).
+template <typename T>
+inline typename Simd<T>::Reg exp_diff(typename Simd<T>::Reg x, typename Simd<T>::Reg m) {
+  using S = Simd<T>;
+  const auto d = S::sub(x, m);
+  const auto xd = S::add(d, m);  // x as rebuilt from d
+  auto err = S::add(S::sub(x, xd), S::sub(S::sub(xd, d), m));
+  // Infinite x or m make err NaN exactly where exp gives 0 (or NaN on its own); |err| < 1
+  // otherwise. max returns its second operand for a NaN, so e + e err stays 0 (or NaN).
+  err = S::max(err, S::set1(T(-1)));
+  const auto e = exp<T>(d);
+  return S::fmadd(e, err, e);
+}
+
+// Kahan-compensated running sum of registers: s - c is the sum, c the lost low-order part.
+template <typename T>
+struct Kahan {
+  using S = Simd<T>;
+  typename S::Reg s = S::zero(), c = S::zero();
+  void add(typename S::Reg v) {
+    const auto y = S::sub(v, c);
+    const auto t = S::add(s, y);
+    c = S::sub(S::sub(t, s), y);
+    s = t;
+  }
+};
+
+// Max of x[0..len), -inf when empty. NOTE: max skips a NaN (x86 max returns its second operand),
+// but exp(NaN - m) reaches the sum in row_exp_sum, so a row holding NaN becomes all NaN.
+template <typename T>
+inline T row_max(const T* x, int64_t len) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  auto m0 = S::set1(ninf), m1 = m0;
+  int64_t j = 0;
+  for (; j + 2 * W <= len; j += 2 * W) {
+    m0 = S::max(S::loadu(x + j), m0);
+    m1 = S::max(S::loadu(x + j + W), m1);
+  }
+  for (; j + W <= len; j += W) m0 = S::max(S::loadu(x + j), m0);
+  if (j < len) m1 = S::max(S::load_partial_or(x + j, len - j, ninf), m1);
+  return S::reduce_max(S::max(m0, m1));
+}
+
+// y[j] = exp(x[j] - m) for j < len; returns their sum (compensated partial sums, then the
+// lanes in a fixed order). y may equal x.
+template <typename T>
+inline T row_exp_sum(const T* x, T* y, int64_t len, T m) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const T ninf = -std::numeric_limits<T>::infinity();
+  const auto vm = S::set1(m);
+  // Plain sums over blocks of 16 registers, blocks added with compensation: as accurate as a
+  // compensated sum throughout, at a fraction of its cost (its add chain is long).
+  Kahan<T> total;
+  int64_t j = 0;
+  while (j + 2 * W <= len) {
+    const int64_t block_end = std::min(len, j + 16 * W);
+    auto s0 = S::zero(), s1 = S::zero();
+    for (; j + 2 * W <= block_end; j += 2 * W) {
+      const auto e0 = exp_diff<T>(S::loadu(x + j), vm);
+      const auto e1 = exp_diff<T>(S::loadu(x + j + W), vm);
+      S::storeu(y + j, e0);
+      S::storeu(y + j + W, e1);
+      s0 = S::add(s0, e0);
+      s1 = S::add(s1, e1);
+    }
+    total.add(S::add(s0, s1));
+  }
+  auto s = S::zero();
+  for (; j + W <= len; j += W) {
+    const auto e = exp_diff<T>(S::loadu(x + j), vm);
+    S::storeu(y + j, e);
+    s = S::add(s, e);
+  }
+  if (j < len) {
+    // Lanes past the end hold exp(-inf) = 0.
+    const auto e = exp_diff<T>(S::load_partial_or(x + j, len - j, ninf), vm);
+    S::store_partial(y + j, e, len - j);
+    s = S::add(s, e);
+  }
+  total.add(s);
+  return S::reduce_add(S::sub(total.s, total.c));
+}
+
+// y[j] *= c for j < len.
+template <typename T>
+inline void row_scale(T* y, int64_t len, T c) {
+  using S = Simd<T>;
+  constexpr int64_t W = S::width;
+  const auto vc = S::set1(c);
+  int64_t j = 0;
+  for (; j + W <= len; j += W) S::storeu(y + j, S::mul(S::loadu(y + j), vc));
+  if (j < len) S::store_partial(y + j, S::mul(S::load_partial(y + j, len - j), vc), len - j);
 }
 
 }  // namespace vmath

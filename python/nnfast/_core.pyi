@@ -59,6 +59,31 @@ def softmax(z: FloatArray, axis: int = -1, out: FloatArray | None = None) -> Flo
 
 # ---- losses (issue 3)
 
+def mse_loss(pred: FloatArray, target: FloatArray) -> float:
+    """mean((pred - target)**2), summed in double (NaN when empty)."""
+
+def mse_loss_grad(
+    pred: FloatArray, target: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """2 (pred - target) / pred.size; ``out`` may be ``pred`` or ``target``."""
+
+def binary_cross_entropy(prob: FloatArray, target: FloatArray) -> float:
+    """-mean(t log p + (1 - t) log(1 - p)), log terms clamped at -100 (PyTorch)."""
+
+def binary_cross_entropy_grad(
+    prob: FloatArray, target: FloatArray, out: FloatArray | None = None
+) -> FloatArray:
+    """(p - t) / max(p (1 - p), 1e-12) / p.size (PyTorch's gradient)."""
+
+def softmax_cross_entropy(
+    logits: FloatArray, labels: npt.NDArray[np.int64] | FloatArray
+) -> tuple[float, FloatArray]:
+    """Fused softmax + cross-entropy over rows of ``logits`` (N, K).
+
+    ``labels``: int64 class indices (N,) in [0, K), or one-hot rows (N, K) of the logits' dtype.
+    Returns ``(mean loss, (softmax(logits) - onehot) / N)``.
+    """
+
 # ---- dense / GEMM
 
 def matmul(
@@ -196,6 +221,46 @@ def max_pool2d_backward(
     """grad_y scattered (added) into zeros of input_shape at validated indices."""
 
 # ---- optimizers (issue 6)
+
+def sgd_step(
+    param: FloatArray,
+    grad: FloatArray,
+    velocity: FloatArray | None,
+    lr: float,
+    momentum: float = 0.0,
+) -> None:
+    """In place: velocity = momentum * velocity + grad; param -= lr * velocity (or grad)."""
+
+def adam_step(
+    param: FloatArray,
+    grad: FloatArray,
+    m: FloatArray,
+    v: FloatArray,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
+    """In place Adam update (torch.optim.Adam's formula) at 1-based step ``step``."""
+
+def _tutorial_train(
+    X: FloatArray,
+    y: FloatArray,
+    W1: FloatArray,
+    b1: FloatArray,
+    W2: FloatArray,
+    b2: FloatArray,
+    epochs: int,
+    learning_rate: float,
+    loss: FloatArray,
+    z1: FloatArray,
+    a1: FloatArray,
+    z2: FloatArray,
+    a2: FloatArray,
+    first_a2: FloatArray | None = None,
+) -> None:
+    """The tutorial's SimpleNeuralNetwork.train loop fused (ReLU hidden, sigmoid output, MSE)."""
 
 # ---- runtime
 

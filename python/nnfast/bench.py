@@ -216,8 +216,353 @@ def _rows_dense() -> None:
 _rows_dense()
 
 
+def _rows_losses() -> None:
+    from . import reference as ref
+
+    rows, cols = 256, 1000
+
+    def ce_setup(torch: Any) -> dict[str, Impl]:
+        r = _rng()
+        z = r.standard_normal((rows, cols), dtype=np.float32)
+        y = r.integers(0, cols, rows)
+        dst = np.empty_like(z)
+        impls: dict[str, Impl] = {
+            "nnfast": lambda: F.softmax_cross_entropy(z, y),
+            "numpy": lambda: ref.softmax_cross_entropy(z, y),
+            "copy": lambda: np.copyto(dst, z),
+        }
+        if torch is not None:
+            tz, ty = torch.from_numpy(z), torch.from_numpy(y)
+            idx = torch.arange(rows)
+
+            def torch_ce() -> Any:
+                # Loss and gradient without autograd bookkeeping: torch's fastest route.
+                lsm = torch.log_softmax(tz, dim=1)
+                loss = -lsm[idx, ty].mean()
+                g = lsm.exp_()
+                g[idx, ty] -= 1
+                return loss, g.div_(rows)
+
+            impls["torch"] = torch_ce
+        return impls
+
+    ROWS.append(
+        Row("softmax cross-entropy 256x1000 f32", "losses", ce_setup, bytes=8.0 * rows * cols)
+    )
+
+
+_rows_losses()
+
+
 # (issue 3: _rows_losses; issue 5: _rows_conv, _rows_pool; issue 6: _rows_training go below,
 # each a function followed by its call)
+
+
+class _TutorialSeedNet:
+    """The tutorial's SimpleNeuralNetwork, verbatim (NumPy loops): the "seed" baseline."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        self.W1 = np.random.randn(input_size, hidden_size) * 0.1  # noqa: NPY002
+        self.b1 = np.zeros(hidden_size)
+        self.W2 = np.random.randn(hidden_size, output_size) * 0.1  # noqa: NPY002
+        self.b2 = np.zeros(output_size)
+        self.loss_history: list[Any] = []
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        self.z1 = np.dot(X, self.W1) + self.b1
+        self.a1 = np.maximum(0, self.z1)
+        self.z2 = np.dot(self.a1, self.W2) + self.b2
+        self.a2 = 1 / (1 + np.exp(-self.z2))
+        return self.a2
+
+    def backward(self, X: np.ndarray, y: np.ndarray, output: np.ndarray, lr: float) -> None:
+        m = X.shape[0]
+        dz2 = output - y
+        dW2 = (1 / m) * np.dot(self.a1.T, dz2)
+        db2 = (1 / m) * np.sum(dz2, axis=0)
+        da1 = np.dot(dz2, self.W2.T)
+        dz1 = da1 * (self.z1 > 0)
+        dW1 = (1 / m) * np.dot(X.T, dz1)
+        db1 = (1 / m) * np.sum(dz1, axis=0)
+        self.W2 -= lr * dW2
+        self.b2 -= lr * db2
+        self.W1 -= lr * dW1
+        self.b1 -= lr * db1
+
+    def train(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float) -> None:
+        for _ in range(epochs):
+            output = self.forward(X)
+            self.loss_history.append(np.mean((output - y) ** 2))
+            self.backward(X, y, output, learning_rate)
+
+
+def _rows_training() -> None:
+    from . import datasets, nn, optim, tutorial
+
+    def xor_setup(torch: Any) -> dict[str, Impl]:
+        X, y = datasets.xor()
+
+        def run(cls: Any) -> Impl:
+            def train() -> Any:
+                np.random.seed(42)  # noqa: NPY002  (the tutorial's seed and global RNG)
+                model = cls(2, 4, 1)
+                model.train(
+                    X, y, 1000, 0.5, **({"verbose": False} if cls is not _TutorialSeedNet else {})
+                )
+                return model
+
+            return train
+
+        return {"nnfast": run(tutorial.SimpleNeuralNetwork), "numpy": run(_TutorialSeedNet)}
+
+    ROWS.append(
+        Row(
+            "tutorial XOR train 1000 epochs (NumPy = tutorial's loops, seed)",
+            "training",
+            xor_setup,
+            notes="numpy column: the tutorial's own SimpleNeuralNetwork code",
+        )
+    )
+
+    if not (hasattr(F, "conv2d") and hasattr(F, "max_pool2d_backward")):
+        return
+
+    def cnn_setup(torch: Any) -> dict[str, Impl]:
+        rng = _rng()
+        x = rng.random((64, 1, 28, 28), dtype=np.float32)
+        y = rng.integers(0, 10, 64)
+        model = nn.Sequential(
+            [
+                nn.Conv2D(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                nn.Conv2D(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
+                nn.Flatten(), nn.Dense(16 * 7 * 7, 10, activation="softmax"),
+            ],
+            seed=0,
+        )  # fmt: skip
+        opt = optim.SGD(0.01, momentum=0.9)
+        model.fit(x, y, epochs=1, batch_size=64, optimizer=opt, shuffle=False, verbose=0)
+        impls: dict[str, Impl] = {"nnfast": model._train_step_fn(x, y, "cross_entropy", opt)}
+        if torch is not None:
+            tnet = torch.nn.Sequential(
+                torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                torch.nn.Flatten(), torch.nn.Linear(16 * 7 * 7, 10),
+            )  # fmt: skip
+            topt = torch.optim.SGD(tnet.parameters(), lr=0.01, momentum=0.9)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            lossf = torch.nn.CrossEntropyLoss()
+
+            def torch_step() -> None:
+                topt.zero_grad()
+                lossf(tnet(tx), ty).backward()
+                topt.step()
+
+            impls["torch"] = torch_step
+        return impls
+
+    # forward + backward MACs: 3x the forward's convolutions and dense layer
+    macs = 64 * (8 * 28 * 28 * 9 + 16 * 14 * 14 * 8 * 9 + 784 * 10)
+    ROWS.append(
+        Row(
+            "CNN train step batch 64, 1->8->16 ch, 28x28 (tutorial pipeline, SGD momentum)",
+            "training",
+            cnn_setup,
+            flops=3 * 2 * macs,
+        )
+    )
+
+
+_rows_training()
+
+
+def _tutorial_convolve2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """SEED: the tutorial's own ``convolve2d`` (Part 3), copied verbatim as the baseline."""
+    img_h, img_w = image.shape
+    ker_h, ker_w = kernel.shape
+    out_h = img_h - ker_h + 1
+    out_w = img_w - ker_w + 1
+    feature_map = np.zeros((out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            patch = image[i : i + ker_h, j : j + ker_w]
+            feature_map[i, j] = np.sum(patch * kernel)
+    return feature_map
+
+
+def _rows_conv() -> None:
+    from . import reference as ref
+
+    def conv_setup(n: int, c: int, hw: int, o: int, k: int, pad: int, backward: bool):
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            x = r.standard_normal((n, c, hw, hw), dtype=np.float32)
+            w = (r.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+            b = r.standard_normal(o, dtype=np.float32)
+            g = r.standard_normal((n, o, hw + 2 * pad - k + 1, hw + 2 * pad - k + 1), np.float32)
+            if not backward:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: F.conv2d(x, w, b, 1, pad),
+                    "numpy": lambda: ref.conv2d(x, w, b, 1, pad),
+                }
+            else:
+
+                def nnfast_step() -> Any:
+                    F.conv2d(x, w, b, 1, pad)
+                    return F.conv2d_backward(x, w, g, 1, pad)
+
+                def numpy_step() -> Any:
+                    ref.conv2d(x, w, b, 1, pad)
+                    return ref.conv2d_backward(x, w, g, 1, pad)
+
+                impls = {"nnfast": nnfast_step, "numpy": numpy_step}
+            if torch is not None:
+                tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+                conv = torch.nn.functional.conv2d
+                if not backward:
+                    impls["torch"] = lambda: conv(tx, tw, tb, 1, pad)
+                else:
+
+                    def torch_step() -> Any:
+                        # Explicit ops, no autograd bookkeeping: torch's fastest route.
+                        conv(tx, tw, tb, 1, pad)
+                        return torch.ops.aten.convolution_backward(
+                            tg,
+                            tx,
+                            tw,
+                            [o],
+                            [1, 1],
+                            [pad, pad],
+                            [1, 1],
+                            False,
+                            [0, 0],
+                            1,
+                            [True, True, True],
+                        )
+
+                    impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
+    for n, c, hw, o, k, pad in [(64, 1, 28, 32, 3, 1), (64, 32, 14, 64, 3, 1)]:
+        algo = _core_algorithm(n, c, hw, o, k, pad)
+        flops = 2.0 * n * o * hw * hw * c * k * k
+        shape = f"{n}x{c}x{hw}x{hw} * {o}x{c}x{k}x{k} pad {pad} f32"
+        ROWS.append(
+            Row(
+                f"conv2d fwd {shape}",
+                "conv2d",
+                conv_setup(n, c, hw, o, k, pad, False),
+                flops=flops,
+                notes=f"{algo}; {peak}",
+            )
+        )
+        ROWS.append(
+            Row(
+                f"conv2d fwd+bwd {shape}",
+                "conv2d",
+                conv_setup(n, c, hw, o, k, pad, True),
+                flops=3 * flops,
+                notes=f"{algo} forward, im2col + GEMM backward (grad_x, grad_w, grad_b)",
+            )
+        )
+
+    def tutorial_setup(torch: Any) -> dict[str, Impl]:
+        # The tutorial's inputs: a float64 image and an integer kernel (converted by the policy).
+        image = _rng().uniform(0, 255, (28, 28))
+        kernel = np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]])
+        impls: dict[str, Impl] = {
+            "nnfast": lambda: F.conv2d(image, kernel),
+            "numpy": lambda: _tutorial_convolve2d(image, kernel),
+        }
+        if torch is not None:
+            ti = torch.from_numpy(image)[None, None]
+            tk = torch.from_numpy(kernel.astype(np.float64))[None, None]
+            impls["torch"] = lambda: torch.nn.functional.conv2d(ti, tk)[0, 0]
+        return impls
+
+    ROWS.append(
+        Row(
+            "conv2d tutorial 28x28 image * 3x3 int kernel f64 (NumPy column = SEED: the "
+            "tutorial's convolve2d loops)",
+            "conv2d",
+            tutorial_setup,
+            flops=2.0 * 26 * 26 * 9,
+            notes="direct; NumPy column is the tutorial's own Python loops",
+        )
+    )
+
+
+def _core_algorithm(n: int, c: int, hw: int, o: int, k: int, pad: int) -> str:
+    from . import _core
+
+    x = np.zeros((n, c, hw, hw), np.float32)
+    return _core._conv2d_algorithm(x, np.zeros((o, c, k, k), np.float32), 1, pad)
+
+
+_rows_conv()
+
+
+def _rows_pool() -> None:
+    from . import reference as ref
+
+    def pool_setup(indices: bool):
+        def setup(torch: Any) -> dict[str, Impl]:
+            x = _rng().standard_normal((64, 32, 28, 28), dtype=np.float32)
+            g = _rng().standard_normal((64, 32, 14, 14), dtype=np.float32)
+            dst = np.empty_like(x)
+            if not indices:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: F.max_pool2d(x, 2),
+                    "numpy": lambda: ref.max_pool2d(x, 2),
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            else:
+
+                def nnfast_step() -> Any:
+                    _, i = F.max_pool2d(x, 2, return_indices=True)
+                    return F.max_pool2d_backward(g, i, x.shape, 2)
+
+                def numpy_step() -> Any:
+                    _, i = ref.max_pool2d(x, 2, return_indices=True)
+                    return ref.max_pool2d_backward(g, i, x.shape)
+
+                impls = {
+                    "nnfast": nnfast_step,
+                    "numpy": numpy_step,
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            if torch is not None:
+                tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+                if not indices:
+                    impls["torch"] = lambda: torch.nn.functional.max_pool2d(tx, 2)
+                else:
+
+                    def torch_step() -> Any:
+                        y, i = torch.nn.functional.max_pool2d(tx, 2, return_indices=True)
+                        return torch.ops.aten.max_pool2d_with_indices_backward(
+                            tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, i
+                        )
+
+                    impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    nbytes = 64 * 32 * 28 * 28 * 4 * 1.25
+    ROWS.append(Row("max_pool2d 2x2 64x32x28x28 f32", "pool", pool_setup(False), bytes=nbytes))
+    ROWS.append(
+        Row(
+            "max_pool2d 2x2 fwd (indices) + bwd 64x32x28x28 f32",
+            "pool",
+            pool_setup(True),
+            bytes=nbytes + 64 * 32 * 14 * 14 * (8 + 8 + 4) + 64 * 32 * 28 * 28 * 4,
+        )
+    )
+
+
+_rows_pool()
 
 
 def _time_once(fn: Impl, inner: int) -> float:
@@ -355,14 +700,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--filter", metavar="TEXT", help="only rows whose name contains TEXT")
     p.add_argument("--repeats", type=int, default=None, help="samples per implementation")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--plot", metavar="FILE", help="also draw the speed-ups as a bar chart (PNG)")
     args = p.parse_args(argv)
-    torch = _import_torch(args.no_torch)
+    repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
+    if repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+
+            from . import plot
+        except ImportError:
+            p.error('--plot needs matplotlib: pip install "nnfast[viz]"')
     rows = [r for r in ROWS if (r.quick or not args.quick)]
     if args.filter:
         rows = [r for r in rows if args.filter in r.name]
-    repeats = args.repeats or (5 if args.quick else 15)
-    if repeats < 1:
-        p.error("--repeats must be >= 1")
+    if not rows:
+        p.error(f"no benchmark row matches --filter {args.filter!r}")
+    torch = _import_torch(args.no_torch)
     info = machine_info(torch)
     limits = machine_limits()
     print(
@@ -384,6 +739,16 @@ def main(argv: list[str] | None = None) -> int:
                 f,
                 indent=2,
             )
+    if args.plot:
+        fig = plot.benchmark(
+            results, f"nnfast speed-up ({info['isa']}, {info['num_threads']} threads)"
+        )
+        try:
+            fig.savefig(args.plot, dpi=100)
+        except OSError as exc:
+            print(f"nnfast bench: error: --plot {args.plot}: {exc}", file=sys.stderr)
+            return 1
+        print(f"bar chart written to {args.plot}")
     return 0
 
 

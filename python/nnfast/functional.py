@@ -145,7 +145,181 @@ def softmax(z: Any, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray
 
 
 # ----------------------------------------------------------------------------- losses
-# (issue 3: mse_loss, binary_cross_entropy, softmax_cross_entropy and gradients go here)
+__all__ += [
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "mse_loss",
+    "mse_loss_grad",
+    "softmax_cross_entropy",
+]
+
+
+def _pair(fn: str, a: Any, a_name: str, b: Any, b_name: str) -> list[np.ndarray]:
+    return as_float_arrays(fn, **{a_name: a, b_name: b})
+
+
+def mse_loss(pred: Any, target: Any) -> float:
+    """Mean squared error ``mean((pred - target)**2)`` over every element (the tutorial's).
+
+    Parameters
+    ----------
+    pred, target : array_like, same shape
+        float32/float64 (mixed dtypes promote to float64).
+
+    Returns
+    -------
+    float
+        Summed in double precision in fixed blocks (identical for any thread count); NaN for
+        empty inputs.
+    """
+    if type(pred) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.mse_loss(pred, target)
+        except _CONVERTIBLE:
+            pass
+    return _core.mse_loss(*_pair("mse_loss", pred, "pred", target, "target"))
+
+
+def mse_loss_grad(pred: Any, target: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`mse_loss` with respect to ``pred``: ``2 (pred - target) / pred.size``.
+
+    Parameters
+    ----------
+    pred, target : array_like, same shape
+    out : numpy.ndarray, optional
+        C-contiguous, writeable, ``pred``'s shape and dtype; may be ``pred`` or ``target``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``pred``'s shape and (promoted) dtype.
+    """
+    if type(pred) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.mse_loss_grad(pred, target, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.mse_loss_grad(*_pair("mse_loss_grad", pred, "pred", target, "target"), out)
+
+
+def binary_cross_entropy(prob: Any, target: Any) -> float:
+    """Binary cross-entropy ``-mean(t log p + (1 - t) log(1 - p))`` over every element.
+
+    Each log term is clamped at -100 as PyTorch does, so ``p`` of exactly 0 or 1 gives a
+    finite loss. ``p`` outside [0, 1] gives NaN (PyTorch raises instead).
+
+    Parameters
+    ----------
+    prob : array_like
+        Probabilities in [0, 1] (e.g. a sigmoid output).
+    target : array_like, same shape
+        Targets, usually 0/1.
+
+    Returns
+    -------
+    float
+        Computed in double precision (``log1p`` for ``log(1 - p)``), summed in fixed blocks.
+    """
+    if type(prob) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.binary_cross_entropy(prob, target)
+        except _CONVERTIBLE:
+            pass
+    return _core.binary_cross_entropy(
+        *_pair("binary_cross_entropy", prob, "prob", target, "target")
+    )
+
+
+def binary_cross_entropy_grad(prob: Any, target: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`binary_cross_entropy` with respect to ``prob``.
+
+    ``(p - t) / max(p (1 - p), 1e-12) / p.size``, PyTorch's formula (the clamp keeps it finite
+    at ``p`` of 0 or 1).
+
+    Parameters
+    ----------
+    prob, target : array_like, same shape
+    out : numpy.ndarray, optional
+        C-contiguous, writeable, ``prob``'s shape and dtype; may be ``prob`` or ``target``.
+    """
+    if type(prob) is np.ndarray and type(target) is np.ndarray:
+        try:
+            return _core.binary_cross_entropy_grad(prob, target, out)
+        except _CONVERTIBLE:
+            pass
+    p, t = _pair("binary_cross_entropy_grad", prob, "prob", target, "target")
+    return _core.binary_cross_entropy_grad(p, t, out)
+
+
+_INT64 = np.dtype(np.int64)
+
+
+def _labels(labels: Any, logits: np.ndarray) -> np.ndarray:
+    fn = "softmax_cross_entropy"
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(f"{fn}: labels must be an array of integers, got {type(labels).__name__}")
+    y = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    kind = y.dtype.kind
+    if kind in "biu":
+        if y.ndim == 2:  # integer one-hot rows
+            return np.ascontiguousarray(y, dtype=logits.dtype)
+        if kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
+            bad = int(y.max())
+            raise ValueError(
+                f"{fn}: labels must be class indices in [0, {logits.shape[1]}) "
+                f"(K = logits.shape[1]), got {bad} at index {int(np.argmax(y))}"
+            )
+        return np.ascontiguousarray(y, dtype=_INT64)
+    if kind == "f":
+        if y.ndim != 2:
+            raise ValueError(
+                f"{fn}: float labels must be one-hot rows of shape (N, K) = {logits.shape}, "
+                f"got shape {y.shape}; pass class indices as an integer array"
+            )
+        return np.ascontiguousarray(y, dtype=logits.dtype)
+    if kind == "O" and not isinstance(labels, np.ndarray):
+        # A Python list holding an int beyond int64 becomes an object array: out of range.
+        for i, v in enumerate(y.reshape(-1).tolist()):
+            if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < logits.shape[1]:
+                raise ValueError(
+                    f"{fn}: labels must be class indices in [0, {logits.shape[1]}) "
+                    f"(K = logits.shape[1]), got {v} at index {i}"
+                )
+    raise TypeError(
+        f"{fn}: labels must be integer class indices (N,) or one-hot rows (N, K), "
+        f"got dtype {y.dtype}"
+    )
+
+
+def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
+    """Softmax followed by cross-entropy, fused and stable; returns the loss and its gradient.
+
+    Parameters
+    ----------
+    logits : array_like, shape (N, K)
+        Unnormalised scores, float32 or float64.
+    labels : array_like
+        Integer class indices, shape (N,), each in [0, K); or one-hot (or probability) rows of
+        shape (N, K).
+
+    Returns
+    -------
+    loss : float
+        Mean over the N rows of ``-log softmax(logits)[label]`` (``logsumexp`` form, never
+        overflows), summed in double; NaN when N is 0.
+    grad_logits : numpy.ndarray, shape (N, K)
+        ``(softmax(logits) - onehot) / N``, the logits' dtype.
+    """
+    fn = "softmax_cross_entropy"
+    if type(logits) is np.ndarray and type(labels) is np.ndarray:
+        try:
+            return _core.softmax_cross_entropy(logits, labels)
+        except _CONVERTIBLE:
+            pass
+    z = as_float_array(logits, fn, "logits")
+    if z.ndim != 2:
+        raise ValueError(f"{fn}: logits must have 2 dims (N, K), got shape {z.shape}")
+    return _core.softmax_cross_entropy(z, _labels(labels, z))
 
 
 # ----------------------------------------------------------------------------- dense / GEMM
@@ -280,16 +454,7 @@ def dense_backward(
 __all__ += ["conv2d", "conv2d_backward"]
 
 
-def _same_float(x: Any, w: Any) -> bool:
-    # Both already what the kernel takes (C-contiguous, one float dtype): no conversion needed.
-    return (
-        type(x) is np.ndarray
-        and type(w) is np.ndarray
-        and x.dtype == w.dtype
-        and x.dtype.kind == "f"
-        and x.flags.c_contiguous
-        and w.flags.c_contiguous
-    )
+_F64 = np.dtype(np.float64)
 
 
 def conv2d(
@@ -328,7 +493,11 @@ def conv2d(
         ``(N, O, Ho, Wo)`` (or ``(Ho, Wo)``) with ``Ho = (H + 2 ph - kh) // sh + 1``, the inputs'
         (promoted) dtype. Bit-identical for any thread count.
     """
-    if _same_float(x, w):
+    if type(x) is np.ndarray and type(w) is np.ndarray:
+        # NOTE: the tutorial's case (float64 image, integer kernel) converts only the kernel,
+        # exactly as the policy would, without the general path's overhead.
+        if w.dtype.kind in "iub" and x.dtype == _F64:
+            w = w.astype(_F64)
         try:
             return _core.conv2d(x, w, b, stride, padding, out, activation)
         except _CONVERTIBLE:
@@ -369,7 +538,7 @@ def conv2d_backward(
     grad_w : numpy.ndarray, shape of ``w``
     grad_b : numpy.ndarray, shape (O,) (``()`` for a 2-D ``x``)
     """
-    if _same_float(x, w) and type(grad_y) is np.ndarray:
+    if type(x) is np.ndarray and type(w) is np.ndarray and type(grad_y) is np.ndarray:
         try:
             return _core.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x)
         except _CONVERTIBLE:

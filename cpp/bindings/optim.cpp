@@ -1,0 +1,198 @@
+// Bindings of the in-place optimizer updates and the tutorial's fused training loop.
+#include "kernels/optim.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bindings/common.h"
+#include "bindings/families.h"
+
+namespace nnfast {
+namespace bind {
+namespace {
+
+// An array updated in place: float, C-contiguous, writeable, of `like`'s dtype and shape.
+py::array require_state(py::handle obj, const py::array& like, const char* like_name,
+                        const char* fn, const char* arg) {
+  py::array a = require_float_array(obj, fn, arg);
+  require_same_dtype(like, like_name, a, arg, fn);
+  if (shape_of(a) != shape_of(like)) {
+    throw py::value_error(std::string(fn) + ": " + arg + " must have the shape of " + like_name +
+                          " " + shape_str(like) + ", got " + shape_str(a));
+  }
+  if (!a.writeable()) {
+    throw py::value_error(std::string(fn) + ": " + arg + " must be writeable, got a read-only array");
+  }
+  return a;
+}
+
+void require_distinct(const std::vector<std::pair<const char*, const py::array*>>& arrays,
+                      const char* fn) {
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    for (size_t j = i + 1; j < arrays.size(); ++j) {
+      if (overlaps(*arrays[i].second, *arrays[j].second)) {
+        throw py::value_error(std::string(fn) + ": " + arrays[i].first + " and " +
+                              arrays[j].first + " must not overlap");
+      }
+    }
+  }
+}
+
+void require_finite(double value, const char* fn, const char* arg) {
+  if (!std::isfinite(value)) {
+    throw py::value_error(std::string(fn) + ": " + arg + " must be finite, got " +
+                          std::to_string(value));
+  }
+}
+
+void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, double lr, double momentum) {
+  const char* fn = "sgd_step";
+  py::array p = require_float_array(p_obj, fn, "param");
+  py::array g = require_float_array(g_obj, fn, "grad");
+  require_same_dtype(p, "param", g, "grad", fn);
+  if (shape_of(g) != shape_of(p)) {
+    throw py::value_error(std::string(fn) + ": grad must have the shape of param " +
+                          shape_str(p) + ", got " + shape_str(g));
+  }
+  p = require_state(p_obj, p, "param", fn, "param");
+  require_finite(lr, fn, "lr");
+  require_finite(momentum, fn, "momentum");
+  const bool has_v = !v_obj.is_none();
+  py::array v;
+  if (has_v) {
+    v = require_state(v_obj, p, "param", fn, "velocity");
+    require_distinct({{"param", &p}, {"grad", &g}, {"velocity", &v}}, fn);
+  } else {
+    require_distinct({{"param", &p}, {"grad", &g}}, fn);
+  }
+  const int64_t n = static_cast<int64_t>(p.size());
+  dispatch_float(p, [&](auto t) {
+    using T = decltype(t);
+    T* pp = mdata<T>(p);
+    const T* pg = cdata<T>(g);
+    T* pv = has_v ? mdata<T>(v) : nullptr;
+    py::gil_scoped_release release;
+    nnfast::sgd_step<T>(pp, pg, pv, n, static_cast<T>(lr), static_cast<T>(momentum));
+  });
+}
+
+void adam_step(py::handle p_obj, py::handle g_obj, py::handle m_obj, py::handle v_obj, double lr,
+               double beta1, double beta2, double eps, py::handle step_obj) {
+  const char* fn = "adam_step";
+  py::array p = require_float_array(p_obj, fn, "param");
+  py::array g = require_float_array(g_obj, fn, "grad");
+  require_same_dtype(p, "param", g, "grad", fn);
+  if (shape_of(g) != shape_of(p)) {
+    throw py::value_error(std::string(fn) + ": grad must have the shape of param " +
+                          shape_str(p) + ", got " + shape_str(g));
+  }
+  p = require_state(p_obj, p, "param", fn, "param");
+  py::array m = require_state(m_obj, p, "param", fn, "m");
+  py::array v = require_state(v_obj, p, "param", fn, "v");
+  require_distinct({{"param", &p}, {"grad", &g}, {"m", &m}, {"v", &v}}, fn);
+  require_finite(lr, fn, "lr");
+  require_finite(eps, fn, "eps");
+  for (auto [beta, name] : {std::pair{beta1, "beta1"}, std::pair{beta2, "beta2"}}) {
+    if (!(beta >= 0.0 && beta < 1.0)) {
+      throw py::value_error(std::string(fn) + ": " + name + " must be in [0, 1), got " +
+                            std::to_string(beta));
+    }
+  }
+  const int64_t step = require_int(step_obj, fn, "step", 1, int64_t(1) << 62);
+  const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  const int64_t n = static_cast<int64_t>(p.size());
+  dispatch_float(p, [&](auto t) {
+    using T = decltype(t);
+    T* pp = mdata<T>(p);
+    const T* pg = cdata<T>(g);
+    T* pm = mdata<T>(m);
+    T* pv = mdata<T>(v);
+    py::gil_scoped_release release;
+    nnfast::adam_step<T>(pp, pg, pm, pv, n, static_cast<T>(lr), static_cast<T>(beta1),
+                         static_cast<T>(beta2), static_cast<T>(eps), static_cast<T>(bc1),
+                         static_cast<T>(bc2));
+  });
+}
+
+// The tutorial's train loop; returns nothing, updates weights, loss and forward buffers in place.
+void tutorial_train(py::handle x_obj, py::handle y_obj, py::handle w1_obj, py::handle b1_obj,
+                    py::handle w2_obj, py::handle b2_obj, py::handle epochs_obj, double lr,
+                    py::handle loss_obj, py::handle z1_obj, py::handle a1_obj, py::handle z2_obj,
+                    py::handle a2_obj, py::handle first_obj) {
+  const char* fn = "_tutorial_train";
+  py::array x = require_float_array(x_obj, fn, "X");
+  require_ndim(x, 2, fn, "X", "(n_samples, input_size)");
+  py::array w1 = require_float_array(w1_obj, fn, "W1");
+  require_same_dtype(x, "X", w1, "W1", fn);
+  require_ndim(w1, 2, fn, "W1", "(input_size, hidden_size)");
+  py::array w2 = require_float_array(w2_obj, fn, "W2");
+  require_same_dtype(x, "X", w2, "W2", fn);
+  require_ndim(w2, 2, fn, "W2", "(hidden_size, output_size)");
+  const int64_t n = x.shape(0), in = x.shape(1), hidden = w1.shape(1), out = w2.shape(1);
+  auto check = [&](py::handle obj, const char* arg, const Shape& shape, bool writeable) {
+    py::array a = require_float_array(obj, fn, arg);
+    require_same_dtype(x, "X", a, arg, fn);
+    if (shape_of(a) != shape) {
+      throw py::value_error(std::string(fn) + ": " + arg + " must have shape " +
+                            shape_str(shape) + ", got " + shape_str(a));
+    }
+    if (writeable && !a.writeable()) {
+      throw py::value_error(std::string(fn) + ": " + arg + " must be writeable");
+    }
+    return a;
+  };
+  w1 = check(w1_obj, "W1", {in, hidden}, true);
+  w2 = check(w2_obj, "W2", {hidden, out}, true);
+  py::array y = check(y_obj, "y", {n, out}, false);
+  py::array b1 = check(b1_obj, "b1", {hidden}, true);
+  py::array b2 = check(b2_obj, "b2", {out}, true);
+  const int64_t epochs = require_int(epochs_obj, fn, "epochs", 0, int64_t(1) << 40);
+  require_finite(lr, fn, "learning_rate");
+  py::array loss = check(loss_obj, "loss", {epochs}, true);
+  py::array z1 = check(z1_obj, "z1", {n, hidden}, true);
+  py::array a1 = check(a1_obj, "a1", {n, hidden}, true);
+  py::array z2 = check(z2_obj, "z2", {n, out}, true);
+  py::array a2 = check(a2_obj, "a2", {n, out}, true);
+  const bool has_first = !first_obj.is_none();
+  py::array first = has_first ? check(first_obj, "first_a2", {n, out}, true) : py::array();
+  std::vector<std::pair<const char*, const py::array*>> all = {
+      {"X", &x},   {"y", &y},    {"W1", &w1}, {"b1", &b1}, {"W2", &w2}, {"b2", &b2},
+      {"loss", &loss}, {"z1", &z1}, {"a1", &a1}, {"z2", &z2}, {"a2", &a2}};
+  if (has_first) all.push_back({"first_a2", &first});
+  require_distinct(all, fn);
+  const int64_t ws_size = checked_product({n, hidden + out}, fn, "workspace");
+  dispatch_float(x, [&](auto t) {
+    using T = decltype(t);
+    std::vector<T> ws(static_cast<size_t>(ws_size));
+    const T* px = cdata<T>(x);
+    const T* py_ = cdata<T>(y);
+    T *pw1 = mdata<T>(w1), *pb1 = mdata<T>(b1), *pw2 = mdata<T>(w2), *pb2 = mdata<T>(b2);
+    T *pl = mdata<T>(loss), *pz1 = mdata<T>(z1), *pa1 = mdata<T>(a1), *pz2 = mdata<T>(z2);
+    T* pa2 = mdata<T>(a2);
+    T* pf = has_first ? mdata<T>(first) : nullptr;
+    py::gil_scoped_release release;
+    nnfast::tutorial_train<T>(px, py_, pw1, pb1, pw2, pb2, n, in, hidden, out, epochs,
+                              static_cast<T>(lr), pl, pz1, pa1, pz2, pa2, pf, ws.data());
+  });
+}
+
+}  // namespace
+
+NNFAST_REGISTER_FAMILY(optim) {
+  m.def("sgd_step", &sgd_step, py::arg("param"), py::arg("grad"),
+        py::arg("velocity") = py::none(), py::arg("lr"), py::arg("momentum") = 0.0,
+        "In place: velocity = momentum * velocity + grad; param -= lr * velocity (or grad).");
+  m.def("adam_step", &adam_step, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"),
+        py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("step"),
+        "In place Adam update (torch.optim.Adam's formula) at 1-based step `step`.");
+  m.def("_tutorial_train", &tutorial_train, py::arg("X"), py::arg("y"), py::arg("W1"),
+        py::arg("b1"), py::arg("W2"), py::arg("b2"), py::arg("epochs"), py::arg("learning_rate"),
+        py::arg("loss"), py::arg("z1"), py::arg("a1"), py::arg("z2"), py::arg("a2"),
+        py::arg("first_a2") = py::none(),
+        "The tutorial's SimpleNeuralNetwork.train loop fused (ReLU hidden, sigmoid output, MSE).");
+}
+
+}  // namespace bind
+}  // namespace nnfast

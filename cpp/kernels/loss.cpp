@@ -1,0 +1,212 @@
+// Loss kernels; compiled once per ISA (see isa.h).
+#include "kernels/loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/simd.h"
+#include "kernels/vmath.h"
+#include "runtime/threadpool.h"
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+namespace {
+
+using D = Simd<double>;
+
+// Reductions split [0, n) into fixed blocks whatever the thread count, sum each block in a
+// fixed order, then add the block sums in order: bit-identical results for any thread count.
+constexpr int64_t kSumBlock = 1 << 13;
+constexpr int64_t kElementwiseGrain = 1 << 15;
+// Rows of softmax cross-entropy: elements per task below which another thread does not pay.
+constexpr int64_t kRowsGrain = 1 << 14;
+
+template <typename BlockSum>
+double blocked_sum(int64_t n, BlockSum block_sum) {
+  if (n <= 0) return 0.0;
+  const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
+  if (blocks == 1) return block_sum(int64_t{0}, n);
+  std::vector<double> part(static_cast<size_t>(blocks));
+  runtime::parallel_for(blocks, 2, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      part[static_cast<size_t>(b)] = block_sum(b * kSumBlock, std::min(n, (b + 1) * kSumBlock));
+    }
+  });
+  double s = 0.0;
+  for (double v : part) s += v;
+  return s;
+}
+
+// Maps op over registers of (a, b) into c, in parallel above the grain.
+template <typename T, typename Op>
+void map2(const T* a, const T* b, T* c, int64_t n, Op op) {
+  using S = Simd<T>;
+  runtime::parallel_for(n, kElementwiseGrain, [&](int64_t i0, int64_t i1) {
+    int64_t i = i0;
+    for (; i + S::width <= i1; i += S::width) S::storeu(c + i, op(S::loadu(a + i), S::loadu(b + i)));
+    if (i < i1) {
+      S::store_partial(c + i, op(S::load_partial(a + i, i1 - i), S::load_partial(b + i, i1 - i)),
+                       i1 - i);
+    }
+  });
+}
+
+// Row r of a softmax cross-entropy: writes exp(z - max) to g, returns (max, sum).
+template <typename T>
+inline T row_softmax_exp(const T* zr, T* gr, int64_t k, T* sum) {
+  const T m = vmath::row_max(zr, k);
+  *sum = vmath::row_exp_sum(zr, gr, k, m);
+  return m;
+}
+
+// Runs row_fn(r, row_loss) over rows in parallel and sums the row losses in row order.
+template <typename RowFn>
+double sum_over_rows(int64_t n, int64_t k, RowFn row_fn) {
+  if (n <= 0) return 0.0;
+  std::vector<double> loss(static_cast<size_t>(n));
+  const int64_t grain = std::max<int64_t>(1, kRowsGrain / std::max<int64_t>(k, 1));
+  runtime::parallel_for(n, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r);
+  });
+  double s = 0.0;
+  for (double v : loss) s += v;
+  return s;
+}
+
+}  // namespace
+
+template <typename T>
+double mse_sum(const T* p, const T* t, int64_t n) {
+  // Scalar spec: sum += (double(p) - double(t))^2; float inputs widen exactly to double.
+  return blocked_sum(n, [&](int64_t i0, int64_t i1) {
+    auto a0 = D::zero(), a1 = D::zero();
+    int64_t i = i0;
+    for (; i + 2 * D::width <= i1; i += 2 * D::width) {
+      const auto d0 = D::sub(D::load_from(p + i), D::load_from(t + i));
+      const auto d1 = D::sub(D::load_from(p + i + D::width), D::load_from(t + i + D::width));
+      a0 = D::fmadd(d0, d0, a0);
+      a1 = D::fmadd(d1, d1, a1);
+    }
+    for (; i < i1; i += D::width) {
+      const int64_t m = std::min<int64_t>(D::width, i1 - i);
+      const auto d = D::sub(D::load_from_partial(p + i, m), D::load_from_partial(t + i, m));
+      a0 = D::fmadd(d, d, a0);
+    }
+    return D::reduce_add(D::add(a0, a1));
+  });
+}
+
+template <typename T>
+void mse_grad(const T* p, const T* t, T* g, int64_t n, T scale) {
+  using S = Simd<T>;
+  const auto vs = S::set1(scale);
+  map2(p, t, g, n, [&](typename S::Reg a, typename S::Reg b) { return S::mul(S::sub(a, b), vs); });
+}
+
+template <typename T>
+double bce_sum(const T* p, const T* t, int64_t n) {
+  // In double, log terms clamped at -100 like PyTorch; log1p keeps log(1 - p) accurate for
+  // small p. std::max keeps a NaN p (its first operand) so NaN propagates.
+  const double sum = blocked_sum(n, [&](int64_t i0, int64_t i1) {
+    double s = 0.0;
+    for (int64_t i = i0; i < i1; ++i) {
+      const double pd = p[i], td = t[i];
+      const double lp = std::max(std::log(pd), -100.0);
+      const double l1p = std::max(std::log1p(-pd), -100.0);
+      s += td * lp + (1.0 - td) * l1p;
+    }
+    return s;
+  });
+  return -sum;
+}
+
+template <typename T>
+void bce_grad(const T* p, const T* t, T* g, int64_t n, T scale) {
+  using S = Simd<T>;
+  // NOTE: PyTorch's clamp is the float 1e-12 (9.99999996e-13), also for float64.
+  const auto vs = S::set1(scale), eps = S::set1(T(1e-12f)), one = S::set1(T(1));
+  map2(p, t, g, n, [&](typename S::Reg a, typename S::Reg b) {
+    const auto den = S::max(S::mul(a, S::sub(one, a)), eps);
+    return S::mul(S::div(S::sub(a, b), den), vs);
+  });
+}
+
+template <typename T>
+double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, int64_t k,
+                        T scale) {
+  using S = Simd<T>;
+  return sum_over_rows(n, k, [&](int64_t r) {
+    const T* zr = z + r * k;
+    T* gr = grad + r * k;
+    const int64_t y = labels[r];
+    T s;
+    const T m = row_softmax_exp(zr, gr, k, &s);
+    // grad = (e / s - onehot) scale, rounded as softmax_ce_dense rounds it (same bits for
+    // either label form).
+    const T inv = T(1) / s;
+    const T e_label = gr[y];
+    const auto vinv = S::set1(inv), vs = S::set1(scale);
+    int64_t j = 0;
+    for (; j + S::width <= k; j += S::width) {
+      S::storeu(gr + j, S::mul(S::mul(S::loadu(gr + j), vinv), vs));
+    }
+    if (j < k) {
+      S::store_partial(gr + j, S::mul(S::mul(S::load_partial(gr + j, k - j), vinv), vs), k - j);
+    }
+    gr[y] = (e_label * inv - T(1)) * scale;
+    return (static_cast<double>(m) - static_cast<double>(zr[y])) + std::log(static_cast<double>(s));
+  });
+}
+
+template <typename T>
+double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T scale) {
+  using S = Simd<T>;
+  return sum_over_rows(n, k, [&](int64_t r) {
+    const T* zr = z + r * k;
+    const T* yr = y + r * k;
+    T* gr = grad + r * k;
+    T s;
+    const T m = row_softmax_exp(zr, gr, k, &s);
+    // Row loss sum_j y_j ((m - z_j) + log s) in double; terms with y_j = 0 are skipped so a
+    // -inf logit of a zero target adds nothing (0 * inf would be NaN); a NaN target propagates.
+    const auto vm = D::set1(static_cast<double>(m));
+    const auto vlog = D::set1(std::log(static_cast<double>(s)));
+    auto acc = D::zero();
+    for (int64_t j = 0; j < k; j += D::width) {
+      const int64_t c = std::min<int64_t>(D::width, k - j);
+      const auto yj = c == D::width ? D::load_from(yr + j) : D::load_from_partial(yr + j, c);
+      const auto zj = c == D::width ? D::load_from(zr + j) : D::load_from_partial(zr + j, c);
+      const auto term = D::mul(yj, D::add(D::sub(vm, zj), vlog));
+      const auto keep = D::select(D::cmp_gt(D::abs(yj), D::zero()), term, D::zero());
+      acc = D::add(acc, D::select(D::is_nan(yj), yj, keep));
+    }
+    // grad = scale (e / s - y)
+    const auto inv = S::set1(T(1) / s), vs = S::set1(scale);
+    int64_t j = 0;
+    for (; j + S::width <= k; j += S::width) {
+      const auto p = S::mul(S::loadu(gr + j), inv);
+      S::storeu(gr + j, S::mul(S::sub(p, S::loadu(yr + j)), vs));
+    }
+    if (j < k) {
+      const int64_t c = k - j;
+      const auto p = S::mul(S::load_partial(gr + j, c), inv);
+      S::store_partial(gr + j, S::mul(S::sub(p, S::load_partial(yr + j, c)), vs), c);
+    }
+    return D::reduce_add(acc);
+  });
+}
+
+#define NNFAST_INSTANTIATE(T)                                                               \
+  template double mse_sum<T>(const T*, const T*, int64_t);                                  \
+  template void mse_grad<T>(const T*, const T*, T*, int64_t, T);                            \
+  template double bce_sum<T>(const T*, const T*, int64_t);                                  \
+  template void bce_grad<T>(const T*, const T*, T*, int64_t, T);                            \
+  template double softmax_ce_index<T>(const T*, const int64_t*, T*, int64_t, int64_t, T); \
+  template double softmax_ce_dense<T>(const T*, const T*, T*, int64_t, int64_t, T);
+NNFAST_INSTANTIATE(float)
+NNFAST_INSTANTIATE(double)
+#undef NNFAST_INSTANTIATE
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast
