@@ -566,11 +566,6 @@ def test_flatten_bad_start_axis(bad, exc, msg):
         nf.flatten(np.ones((2, 3, 4)), bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (wip/conv, functional.flatten): a str/None is turned into a 1-element array "
-    "instead of a TypeError naming flatten and x",
-)
 @pytest.mark.parametrize("bad", ["abc", None])
 def test_flatten_rejects_non_arrays(bad):
     with pytest.raises(TypeError, match=r"^flatten: x must be"):

@@ -387,3 +387,19 @@ def test_conv2d_algorithm_choice():
     assert (
         _core._conv2d_algorithm(np.zeros((1, 1, 28, 28)), np.zeros((1, 1, 3, 3)), 2, 0) == "im2col"
     )
+
+
+@pytest.mark.parametrize("where", ["x", "w"])
+def test_conv2d_backward_non_finite_like_reference(where, rng):
+    # The direct stride-1 paths compute dropped padding positions; an inf/NaN must not leak
+    # through them (0 * inf) where the reference has a finite value.
+    x, w, b, s, p = make(rng, (2, 3, 6, 7, 4, 3, 3, 1, 1), np.float64)
+    a = x if where == "x" else w
+    a.reshape(-1)[0] = np.nan
+    a.reshape(-1)[-1] = np.inf
+    g = rng.standard_normal(nf.conv2d(x, w, b, s, p).shape)
+    with np.errstate(all="ignore"):
+        want = ref.conv2d_backward(x, w, g, s, p)
+    for got, exp in zip(nf.conv2d_backward(x, w, g, s, p), want):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(exp))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(exp))

@@ -2,8 +2,10 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_epilogue.h"
@@ -533,10 +535,12 @@ constexpr int kWgradOB = 2, kWgradTB = 5;
 // columns (nqp positions per channel, channels padded with zero planes to a multiple of OB).
 // Each (o, tap) is a dot product over positions, summed lane-wise over every image of the batch,
 // then across lanes; the batch's sums are stored (first) or added to part (o x taps).
+// With `valid` (1 at real positions, 0 at dropped columns and the tail), x is zeroed at dropped
+// positions first: their grad_y is 0, and 0 * inf would put a NaN into grad_w.
 template <typename T>
 void wgrad_batch(const T* xps, const T* gyps, int64_t nimg, int64_t xstride, int64_t gstride,
                  int64_t nqp, const int64_t* tap_off, const Conv2dGeometry& g, bool first,
-                 T* part) {
+                 const T* valid, T* part) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
@@ -556,12 +560,15 @@ void wgrad_batch(const T* xps, const T* gyps, int64_t nimg, int64_t xstride, int
         const T* gp = gyps + n * gstride + o0 * nqp;
         const T* xb = xps + n * xstride;
         for (int64_t q = 0; q < nqp; q += W) {
+          const auto keep = S::cmp_gt(valid != nullptr ? S::loadu(valid + q) : S::set1(T(1)),
+                                      S::zero());
           Reg gv[OB];
 #pragma GCC unroll 8
           for (int a = 0; a < OB; ++a) gv[a] = S::loadu(gp + a * nqp + q);
 #pragma GCC unroll 8
           for (int k = 0; k < TB; ++k) {
-            const Reg xv = S::loadu(xb + off[k] + q);
+            Reg xv = S::loadu(xb + off[k] + q);
+            if (valid != nullptr) xv = S::select(keep, xv, S::zero());
 #pragma GCC unroll 8
             for (int a = 0; a < OB; ++a) acc[a][k] = S::fmadd(gv[a], xv, acc[a][k]);
           }
@@ -610,6 +617,17 @@ void wgrad_direct(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
       for (int64_t j = 0; j < g.kw; ++j, ++t) tap_off[t] = ci * u.cs + i * u.wp + j;
     }
   }
+  // Only an infinite or NaN x needs the dropped positions masked (same bits otherwise).
+  bool finite = true;
+  const int64_t xn = g.n * g.c * g.h * g.w;
+  for (int64_t e = 0; e < xn && finite; ++e) finite = std::isfinite(x[e]);
+  std::vector<T> valid_mask;
+  const T* valid = nullptr;
+  if (!finite) {
+    valid_mask.assign(static_cast<size_t>(nqp), T(0));
+    for (int64_t q = 0; q < u.nq; ++q) valid_mask[static_cast<size_t>(q)] = q % u.wp < g.wo;
+    valid = valid_mask.data();
+  }
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xps = ws + groups * part_elems + t * batch * per_image;
@@ -631,7 +649,7 @@ void wgrad_direct(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
               }
             }
           }
-          wgrad_batch(xps, gyps, nb, xstride, gstride, nqp, tap_off, g, b0 == n0,
+          wgrad_batch(xps, gyps, nb, xstride, gstride, nqp, tap_off, g, b0 == n0, valid,
                       parts + grp * part_elems);
         }
       }
@@ -657,7 +675,12 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
   }
   // Stride 1: grad_x is the convolution of grad_y with the flipped, transposed kernel and the
   // complementary padding, so it runs on the direct forward kernel (no col2im scatter).
-  if (gx != nullptr && g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 && g.pl <= g.kw - 1) {
+  // NOTE: not with a NaN/inf in w: the padding zeros it meets would give 0 * inf = NaN at the
+  // border, where the reference (and col2im) add only the taps that exist.
+  bool w_finite = true;
+  for (int64_t e = 0; e < g.o * k && w_finite; ++e) w_finite = std::isfinite(w[e]);
+  if (gx != nullptr && w_finite && g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 &&
+      g.pl <= g.kw - 1) {
     const int64_t kk = g.kh * g.kw;
     T* wflip = static_cast<T*>(runtime::thread_workspace(
         runtime::WorkspaceSlot::misc, static_cast<size_t>(g.c * g.o * kk) * sizeof(T)));

@@ -647,6 +647,8 @@ def flatten(x: Any, start_axis: int = 0) -> np.ndarray:
     """
     if isinstance(start_axis, (bool, np.bool_)) or not isinstance(start_axis, (int, np.integer)):
         raise TypeError(f"flatten: start_axis must be an int, got {type(start_axis).__name__}")
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"flatten: x must be an array, got {type(x).__name__}")
     a = x if isinstance(x, np.ndarray) else np.asarray(x)
     nd = a.ndim
     if not -nd <= start_axis <= nd:
