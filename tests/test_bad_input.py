@@ -455,15 +455,7 @@ def test_mixed_dtypes_promote_to_float64(spec, rng):
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_nan_and_inf_propagate_like_the_reference(spec, dtype, rng, request):
-    if spec.name == "conv2d_backward":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="defect (wip/conv): conv2d_backward's NaN/inf positions differ from the "
-                "reference when x/grad_y hold NaN and inf (63 of 252 grad_x entries)",
-            )
-        )
+def test_nan_and_inf_propagate_like_the_reference(spec, dtype, rng):
     # Documented rule (SECURITY.md): where the float64 reference gives NaN, nnfast gives NaN,
     # and infinities come out where the reference has them.
     kw = specs.valid_kwargs(spec, rng, dtype)
