@@ -35,7 +35,20 @@ fi
 SO=$(ls "$BUILD"/_core*.so)
 
 PKG=$(mktemp -d)
-trap 'rm -rf "$PKG"' EXIT
+LOGS=$(mktemp -d)
+# NOTE: reports go to files too: pytest captures the test's stderr, and a process that aborts
+# takes its captured output with it.
+report() {
+  local rc=$?
+  if compgen -G "$LOGS/*" >/dev/null; then
+    echo "sanitize: sanitizer reports:" >&2
+    cat "$LOGS"/* >&2
+    rc=1
+  fi
+  rm -rf "$PKG" "$LOGS"
+  exit $rc
+}
+trap report EXIT
 cp -r "$ROOT/python/nnfast" "$PKG/nnfast"
 rm -f "$PKG"/nnfast/_core*.so
 cp "$SO" "$PKG/nnfast/"
@@ -43,8 +56,8 @@ cp "$SO" "$PKG/nnfast/"
 LIBASAN=$($CXX -print-file-name=libasan.so)
 LIBUBSAN=$($CXX -print-file-name=libubsan.so)
 export LD_PRELOAD="$LIBASAN:$LIBUBSAN"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:log_path=$LOGS/asan:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOGS/ubsan:${UBSAN_OPTIONS:-}"
 export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
 export NNFAST_FUZZ_SECONDS=${SANITIZE_FUZZ_SECONDS:-${NNFAST_FUZZ_SECONDS:-}}
 # Child interpreters started by the tests (fork/env tests) inherit LD_PRELOAD and PYTHONPATH.

@@ -198,7 +198,15 @@ EMPTY_CASES = [(s, sym) for s in SPECS for sym in (s.sizes or {"rows": 0, "cols"
     "spec, sym", EMPTY_CASES, ids=[f"{s.name}-{sym}=0" for s, sym in EMPTY_CASES]
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_empty_dims_give_empty_or_reference_results(spec, sym, dtype, rng):
+def test_empty_dims_give_empty_or_reference_results(spec, sym, dtype, rng, request):
+    if spec.name == "softmax_cross_entropy" and sym == "N":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="defect (wip/act): softmax_cross_entropy of an empty batch gives loss NaN, "
+                "nnfast.reference gives 0.0; one of the two must change",
+            )
+        )
     sizes = {sym: 0} if sym in spec.sizes else {}
     shape = {"rows": (0, 4), "cols": (3, 0)}.get(sym, (3, 4))
     if not spec.valid(spec.full_sizes(sizes, specs.default_options(spec))):
@@ -636,3 +644,32 @@ def test_regression_empty_output_with_huge_other_sizes_names_the_function():
         ValueError, match=r"^_new_array: the output of shape \(0, 4611686018427387904, 4\)"
     ):
         nf._core._new_array([0, 2**62, 4], np.dtype(np.float64))
+
+
+def _misaligned(values, dtype):
+    a = np.asarray(values, dtype)
+    buf = np.zeros(a.nbytes + 1, np.uint8)
+    out = np.frombuffer(buf.data, dtype, a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned and out.flags.c_contiguous
+    return out
+
+
+def test_regression_misaligned_integer_labels_and_indices_are_copied():
+    # The int64 paths checked C-contiguity only: a misaligned array reached the kernel.
+    logits = np.random.default_rng(0).standard_normal((4, 3))
+    labels = np.array([0, 2, 1, 2])
+    want = nf.softmax_cross_entropy(logits, labels)
+    got = nf.softmax_cross_entropy(logits, _misaligned(labels, np.int64))
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: labels must be aligned"):
+        nf._core.softmax_cross_entropy(logits, _misaligned(labels, np.int64))
+    x = np.arange(30.0).reshape(5, 6)
+    y, idx = nf.max_pool2d(x, 2, return_indices=True)
+    want = nf.max_pool2d_backward(y, idx, x.shape, 2)
+    np.testing.assert_array_equal(
+        nf.max_pool2d_backward(y, _misaligned(idx, np.int64), x.shape, 2), want
+    )
+    with pytest.raises(ValueError, match=r"^max_pool2d_backward: indices must be aligned"):
+        nf._core.max_pool2d_backward(y, _misaligned(idx, np.int64), x.shape, 2, None)

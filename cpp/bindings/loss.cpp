@@ -88,6 +88,10 @@ py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj) {
     if (!(y.flags() & py::array::c_style)) {
       throw py::value_error(std::string(fn) + ": labels must be C-contiguous");
     }
+    if (!(y.flags() & 0x0100)) {  // NPY_ARRAY_ALIGNED: the kernel reads int64 elements
+      throw py::value_error(std::string(fn) + ": labels must be aligned to its dtype, got a " +
+                            "misaligned array");
+    }
     const int64_t* lab = cdata<int64_t>(y);
     for (int64_t i = 0; i < n; ++i) {
       if (lab[i] < 0 || lab[i] >= k) {

@@ -76,6 +76,10 @@ py::array max_pool2d_backward(py::handle gy_obj, py::handle idx_obj, py::handle 
   if (!(idx.flags() & py::array::c_style)) {
     throw py::value_error(std::string(fn) + ": indices must be C-contiguous");
   }
+  if (!(idx.flags() & 0x0100)) {  // NPY_ARRAY_ALIGNED: the kernel reads int64 elements
+    throw py::value_error(std::string(fn) + ": indices must be aligned to its dtype, got a " +
+                          "misaligned array");
+  }
   if (!py::isinstance<py::tuple>(shape_obj) && !py::isinstance<py::list>(shape_obj)) {
     throw py::type_error(std::string(fn) + ": input_shape must be a tuple of 2 or 4 ints, got " +
                          type_name(shape_obj));

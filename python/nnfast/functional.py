@@ -262,21 +262,21 @@ def _labels(labels: Any, logits: np.ndarray) -> np.ndarray:
     kind = y.dtype.kind
     if kind in "biu":
         if y.ndim == 2:  # integer one-hot rows
-            return np.ascontiguousarray(y, dtype=logits.dtype)
+            return np.require(y, logits.dtype, ["C", "A"])
         if kind == "u" and y.size and y.max() > np.iinfo(np.int64).max:
             bad = int(y.max())
             raise ValueError(
                 f"{fn}: labels must be class indices in [0, {logits.shape[1]}) "
                 f"(K = logits.shape[1]), got {bad} at index {int(np.argmax(y))}"
             )
-        return np.ascontiguousarray(y, dtype=_INT64)
+        return np.require(y, _INT64, ["C", "A"])  # (aligned, too)
     if kind == "f":
         if y.ndim != 2:
             raise ValueError(
                 f"{fn}: float labels must be one-hot rows of shape (N, K) = {logits.shape}, "
                 f"got shape {y.shape}; pass class indices as an integer array"
             )
-        return np.ascontiguousarray(y, dtype=logits.dtype)
+        return np.require(y, logits.dtype, ["C", "A"])
     if kind == "O" and not isinstance(labels, np.ndarray):
         # A Python list holding an int beyond int64 becomes an object array: out of range.
         for i, v in enumerate(y.reshape(-1).tolist()):
@@ -605,7 +605,10 @@ def max_pool2d_backward(
         ``input_shape``, dtype of ``grad_y``; overlapping windows add up.
     """
     if not (
-        type(indices) is np.ndarray and indices.dtype == np.int64 and indices.flags.c_contiguous
+        type(indices) is np.ndarray
+        and indices.dtype == np.int64
+        and indices.flags.c_contiguous
+        and indices.flags.aligned
     ):
         if isinstance(indices, np.ndarray) and indices.dtype.kind not in "iu":
             raise TypeError(
@@ -618,7 +621,7 @@ def max_pool2d_backward(
             )
         if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
             raise ValueError("max_pool2d_backward: indices has a value beyond int64")
-        indices = np.ascontiguousarray(arr, dtype=np.int64)
+        indices = np.require(arr, np.int64, ["C", "A"])  # (np.ascontiguousarray keeps misalignment)
     g = as_float_array(grad_y, "max_pool2d_backward", "grad_y")
     return _core.max_pool2d_backward(g, indices, input_shape, pool_size, stride)
 
