@@ -232,6 +232,9 @@ def test_network_internals():
     assert [b.get_facecolor()[:3] for b in hidden][0] == pytest.approx((0.5, 0.5, 0.5), abs=0.01)
     np.testing.assert_array_equal(_axes(fig)[2].images[0].get_array(), w1)
     assert any("0.830" in t for t in _texts(fig))
+    assert not any("hidden neurons are off" in t for t in _texts(fig))
+    off = _render(plot.network_internals([0.2, 0.8], np.zeros(4), w1, 0.99))
+    assert any("all 4 hidden neurons are off" in t for t in _texts(off))
 
 
 def test_filters_mosaic_holds_every_kernel():

@@ -433,7 +433,7 @@ def brute_force(losses: Any, best_loss: float | None = None) -> Figure:
     ax.set_xlabel("Attempt", fontsize=12)
     ax.set_ylabel("Loss", fontsize=12)
     ax.set_title(f"Brute Force Search (Random Guessing), {lo.size} attempts", **_TITLE)
-    ax.legend()
+    ax.legend(loc="upper right", framealpha=0.9)
     ax.grid(True, alpha=0.3)
     return fig
 
@@ -685,6 +685,18 @@ def network_internals(x: Any, hidden: Any, w1: Any, output: Any) -> Figure:
     ax.set_title("2. Hidden Layer (after ReLU; gray = off)", fontsize=13, weight="bold")
     ax.set_xticks(range(h.size))
     ax.grid(True, alpha=0.3, axis="y")
+    if h.size and not np.any(h > 0):
+        ax.set_ylim(0, 1)
+        ax.text(
+            (h.size - 1) / 2,
+            0.5,
+            f"all {h.size} hidden neurons are off (ReLU = 0):\n"
+            "the output comes from the bias b2 alone",
+            ha="center",
+            va="center",
+            fontsize=11,
+            bbox={"boxstyle": "round", "facecolor": "lightyellow"},
+        )
     ax = axes[1, 0]
     lim = max(1e-12, float(np.abs(w).max()))
     im = ax.imshow(w, cmap="RdBu", aspect="auto", vmin=-lim, vmax=lim)
