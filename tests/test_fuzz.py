@@ -56,6 +56,6 @@ def test_fuzz_findings_replay_clean():
     # Every input the fuzzer ever stopped on, replayed through the target: crash-e784... was
     # an oracle mistake (pool backward checks "stride needs pool_size" before stride's type);
     # crash-a55f... was the extension being relinked under the running fuzzer (not reproducible);
-    # crash-8444... is the open empty-batch softmax_cross_entropy defect (see specs.known_defect).
+    # crash-8444... was the empty-batch softmax_cross_entropy mismatch (the reference now gives NaN).
     r = run_target(*map(str, CRASHES), timeout=180)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

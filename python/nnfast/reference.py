@@ -316,7 +316,8 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
     shifted = z - np.max(z, axis=1, keepdims=True)
     logsum = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
     logp = shifted - logsum
-    loss = float(-np.sum(onehot * logp) / n) if n else 0.0
+    # NOTE: an empty batch's mean is NaN, as for torch's cross_entropy and nnfast's kernel.
+    loss = float(-np.sum(onehot * logp) / n) if n else float("nan")
     grad = (np.exp(logp) - onehot) / max(n, 1)
     return loss, grad
 
