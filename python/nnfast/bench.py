@@ -731,6 +731,15 @@ def main(argv: list[str] | None = None) -> int:
         f"copy {limits['copy_gbytes_per_s']:.1f} GB/s"
     )
     print(f"median of {repeats} interleaved samples per implementation")
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+        # NOTE: NumPy's OpenBLAS workers busy-wait ~0.1 s after each call, so in interleaved
+        # timing they occupy the cores the next implementation needs (measured: matmul 1024^3
+        # 26.6 ms instead of 17.1 ms). The variable is read only when NumPy loads OpenBLAS.
+        print(
+            "note: OPENBLAS_THREAD_TIMEOUT is unset, so NumPy's BLAS threads busy-wait between "
+            "samples and slow the multi-threaded rows timed after them; for kernel-vs-kernel "
+            "figures run `OPENBLAS_THREAD_TIMEOUT=4 nnfast bench` or `python benchmarks/run.py`"
+        )
     print(format_table(results, limits))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
