@@ -6,9 +6,8 @@ ones when present (``NNFAST_MNIST_DIR``, default ``/work/shared/data/mnist``), e
 synthetic files in the same format, so the samples still execute end to end.
 
 A block whose first line is a comment containing ``not run`` is skipped (use only when running it
-is impossible, e.g. a download). A block using an ``nf.<name>`` that this build lacks skips the
-rest of its file, naming what is missing, so a kernel family not merged yet cannot turn the
-README red; once merged, the block runs.
+is impossible, e.g. a download). A block using an ``nf.<name>`` that nnfast lacks fails the test
+with the names it lacks.
 """
 
 from __future__ import annotations
@@ -28,30 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MNIST = Path(os.environ.get("NNFAST_MNIST_DIR", "/work/shared/data/mnist"))
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOCS = [p for p in DOCS if p.is_file()]
-
-# The kernel names of the API contract (DESIGN.md section 2), which land family by family.
-CONTRACT_KERNELS = {
-    "sigmoid",
-    "tanh",
-    "relu",
-    "softmax",
-    "sigmoid_derivative",
-    "tanh_derivative",
-    "relu_derivative",
-    "dense",
-    "dense_backward",
-    "matmul",
-    "conv2d",
-    "conv2d_backward",
-    "max_pool2d",
-    "max_pool2d_backward",
-    "flatten",
-    "mse_loss",
-    "mse_loss_grad",
-    "binary_cross_entropy",
-    "binary_cross_entropy_grad",
-    "softmax_cross_entropy",
-}
 
 _BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```", re.S | re.M)
 
@@ -113,10 +88,7 @@ def test_code_samples_run(doc: Path, tmp_path, monkeypatch):
             if first.startswith("#") and "not run" in first:
                 continue
             missing = _missing_names(code)
-            if missing:
-                pytest.skip(
-                    f"{doc.name}:{line}: needs nf.{', nf.'.join(missing)}, not in this build"
-                )
+            assert not missing, f"{doc.name}:{line}: uses nf.{', nf.'.join(missing)}, not in nnfast"
             if re.search(r"nnfast\.plot|import plot\b|matplotlib", code):
                 pytest.importorskip("matplotlib")
             try:
@@ -159,11 +131,7 @@ def test_every_name_in_the_tables_exists(doc: Path):
     if any(n.startswith("nnfast.plot") for n in names):
         pytest.importorskip("matplotlib")
     missing = sorted(n for n in names if not _resolve(n))
-    pending = [n for n in missing if n.split(".")[1] in CONTRACT_KERNELS]
-    wrong = [n for n in missing if n not in pending]
-    assert not wrong, f"{doc.name} names what nnfast does not have: {wrong}"
-    if pending:
-        pytest.skip(f"kernels not in this build yet: {pending}")
+    assert not missing, f"{doc.name} names what nnfast does not have: {missing}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[p.relative_to(ROOT).as_posix() for p in DOCS])

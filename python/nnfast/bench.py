@@ -324,9 +324,6 @@ def _rows_training() -> None:
         )
     )
 
-    if not (hasattr(F, "conv2d") and hasattr(F, "max_pool2d_backward")):
-        return
-
     def cnn_setup(torch: Any) -> dict[str, Impl]:
         rng = _rng()
         x = rng.random((64, 1, 28, 28), dtype=np.float32)
