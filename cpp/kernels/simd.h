@@ -442,7 +442,9 @@ struct Simd<double> {
     return mul(mul(x, pow2i(h)), pow2i(sub(n, h)));
   }
   static Reg load_from(const float* p) {
-    return _mm_cvtps_pd(_mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p))));
+    // NOTE: movq through __m128i is an unaligned-safe 8-byte load; _mm_load_sd on a float* is a
+    // misaligned double load (undefined behaviour, caught by UBSan).
+    return _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static Reg load_from(const double* p) { return loadu(p); }
   static Reg load_from_partial(const float* p, int64_t n) {
