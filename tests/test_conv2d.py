@@ -403,3 +403,21 @@ def test_conv2d_backward_non_finite_like_reference(where, rng):
     for got, exp in zip(nf.conv2d_backward(x, w, g, s, p), want):
         np.testing.assert_array_equal(np.isnan(got), np.isnan(exp))
         np.testing.assert_array_equal(np.isinf(got), np.isinf(exp))
+
+
+@pytest.mark.parametrize(
+    "stride, padding", [(2**62, 1), ((1, 2**63 - 1), (0, 2)), ((2, 2**63 - 1), (1, 3))]
+)
+def test_regression_huge_stride_backward_writes_in_bounds(stride, padding):
+    # A stride near 2^63 overflowed ceil_div's a + b - 1 in im2col and wrote before the column
+    # buffer (heap corruption found by the hypothesis property test, hypothesis seed 2).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 4))
+    w = rng.standard_normal((2, 3, 2, 3))
+    y = nf.conv2d(x, w, None, stride, padding)
+    assert y.shape[:2] == (2, 2) and y.shape[3] == 1
+    g = rng.standard_normal(y.shape)
+    got = nf.conv2d_backward(x, w, g, stride, padding)
+    want = ref.conv2d_backward(x, w, g, stride, padding)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

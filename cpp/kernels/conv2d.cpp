@@ -25,7 +25,8 @@ constexpr int64_t kChunkElems = int64_t(1) << 18;
 constexpr int64_t kMaxGroups = 8;
 constexpr int64_t kPartialElems = int64_t(1) << 22;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+// ceil(a / b) for b > 0, without forming a + b (a stride near 2^63 must not overflow).
+inline int64_t ceil_div(int64_t a, int64_t b) { return a > 0 ? (a - 1) / b + 1 : -(-a / b); }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Output channels per register block of the direct kernel and vectors of output positions (24 or
