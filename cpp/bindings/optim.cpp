@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bindings/common.h"
@@ -27,6 +29,19 @@ py::array require_state(py::handle obj, const py::array& like, const char* like_
   return a;
 }
 
+// The parameter (updated in place) and its gradient: float arrays of one dtype and shape.
+std::pair<py::array, py::array> require_param_and_grad(py::handle p_obj, py::handle g_obj,
+                                                       const char* fn) {
+  py::array p = require_float_array(p_obj, fn, "param");
+  py::array g = require_float_array(g_obj, fn, "grad");
+  require_same_dtype(p, "param", g, "grad", fn);
+  if (shape_of(g) != shape_of(p)) {
+    throw py::value_error(std::string(fn) + ": grad must have the shape of param " +
+                          shape_str(p) + ", got " + shape_str(g));
+  }
+  return {require_state(p_obj, p, "param", fn, "param"), g};
+}
+
 void require_distinct(const std::vector<std::pair<const char*, const py::array*>>& arrays,
                       const char* fn) {
   for (size_t i = 0; i < arrays.size(); ++i) {
@@ -48,14 +63,8 @@ void require_finite(double value, const char* fn, const char* arg) {
 
 void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, double lr, double momentum) {
   const char* fn = "sgd_step";
-  py::array p = require_float_array(p_obj, fn, "param");
-  py::array g = require_float_array(g_obj, fn, "grad");
-  require_same_dtype(p, "param", g, "grad", fn);
-  if (shape_of(g) != shape_of(p)) {
-    throw py::value_error(std::string(fn) + ": grad must have the shape of param " +
-                          shape_str(p) + ", got " + shape_str(g));
-  }
-  p = require_state(p_obj, p, "param", fn, "param");
+  py::array p, g;
+  std::tie(p, g) = require_param_and_grad(p_obj, g_obj, fn);
   require_finite(lr, fn, "lr");
   require_finite(momentum, fn, "momentum");
   const bool has_v = !v_obj.is_none();
@@ -80,14 +89,8 @@ void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, double lr, d
 void adam_step(py::handle p_obj, py::handle g_obj, py::handle m_obj, py::handle v_obj, double lr,
                double beta1, double beta2, double eps, py::handle step_obj) {
   const char* fn = "adam_step";
-  py::array p = require_float_array(p_obj, fn, "param");
-  py::array g = require_float_array(g_obj, fn, "grad");
-  require_same_dtype(p, "param", g, "grad", fn);
-  if (shape_of(g) != shape_of(p)) {
-    throw py::value_error(std::string(fn) + ": grad must have the shape of param " +
-                          shape_str(p) + ", got " + shape_str(g));
-  }
-  p = require_state(p_obj, p, "param", fn, "param");
+  py::array p, g;
+  std::tie(p, g) = require_param_and_grad(p_obj, g_obj, fn);
   py::array m = require_state(m_obj, p, "param", fn, "m");
   py::array v = require_state(v_obj, p, "param", fn, "v");
   require_distinct({{"param", &p}, {"grad", &g}, {"m", &m}, {"v", &v}}, fn);
