@@ -138,6 +138,31 @@ def test_wrong_type(spec, arg, kind, rng):
         specs.call(nf, spec, kw)
 
 
+INT_ARRAY_CASES = [
+    (s, arg) for s in SPECS for arg, a in s.arrays.items() if a.kind in ("labels", "indices")
+]
+
+
+@pytest.mark.parametrize(
+    "spec, arg", INT_ARRAY_CASES, ids=[f"{s.name}-{a}" for s, a in INT_ARRAY_CASES]
+)
+@pytest.mark.parametrize("mask", ["none", "some", "all"])
+def test_masked_integer_arrays_are_rejected(spec, arg, mask, rng):
+    # Labels and pooling indices too: the kernels would use the masked entries' data.
+    kw = specs.valid_kwargs(spec, rng)
+    m = np.zeros(kw[arg].shape, bool)
+    if mask == "all":
+        m[...] = True
+    elif mask == "some" and m.size:
+        m.reshape(-1)[0] = True
+    kw[arg] = np.ma.array(kw[arg], mask=m)
+    snap = snapshot(kw)
+    msg = BAD_TYPES["masked_array"][2].format(fn=spec.name, arg=arg)
+    with pytest.raises(TypeError, match="^" + msg + "$"):
+        specs.call(nf, spec, kw)
+    assert_unchanged(kw, snap)
+
+
 # ----------------------------------------------------------------------------- wrong ndim
 NDIM_CASES = []
 for s in SPECS:

@@ -273,6 +273,8 @@ def _mutate(case: Case, src, rng, sizes) -> None:
     options += ["flag"] if any(isinstance(a, Flag) for a in spec.args.values()) else []
     options += ["forge"] * 3 if any(a.kind == "indices" for a in spec.arrays.values()) else []
     options += ["given"] if "input_shape" in spec.args else []
+    int_arrays = [n for n, a in spec.arrays.items() if a.kind != "float"]
+    options += ["masked"] if int_arrays else []
     kind = src.pick(options)
     prior = case.expect
     if kind == "type" and arrays:
@@ -382,6 +384,11 @@ def _mutate(case: Case, src, rng, sizes) -> None:
         else:
             case.expect = (ValueError,)
         case.mutation = f"forged {name}[{pos}]={flat[pos]}"
+    elif kind == "masked":  # integer labels/indices: refused like masked float arrays
+        name = src.pick(int_arrays)
+        v = np.asarray(kw[name])
+        kw[name] = np.ma.array(v, mask=rng.random(v.shape) < 0.5)
+        case.expect, case.mutation = (TypeError,), f"masked {name}"
     elif kind == "given":
         shape = tuple(kw["input_shape"])
         bad, exc = src.pick([(shape[:3], ValueError), ("abc", TypeError), (None, TypeError),
