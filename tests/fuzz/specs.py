@@ -93,6 +93,15 @@ class Out:
 
 
 @dataclass(frozen=True)
+class Outs:
+    """A tuple ``out=(...)`` for a function with several results (NumPy's multi-output ufunc
+    convention): one entry per name, each an array or None. Checked, never converted; the generic
+    single-``out`` tests skip it (tests/test_backward_out.py covers it)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     args: dict[str, Any]  # argument name -> Array | Choice | Int | Out, in positional order
@@ -135,6 +144,11 @@ class Spec:
     def has_out(self) -> bool:
         return any(isinstance(v, Out) for v in self.args.values())
 
+    @property
+    def outs(self) -> Outs | None:
+        """The tuple ``out=`` of a multi-result function, or None."""
+        return next((v for v in self.args.values() if isinstance(v, Outs)), None)
+
     def shared_symbols(self) -> dict[str, list[str]]:
         """symbol -> the array arguments that must agree on it (two or more, or a derived one)."""
         users: dict[str, list[str]] = {}
@@ -155,7 +169,7 @@ class Spec:
         return self.module == "_core"
 
     def options(self, kw: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in kw.items() if not isinstance(self.args.get(k), (Array, Out))}
+        return {k: v for k, v in kw.items() if not isinstance(self.args.get(k), (Array, Out, Outs))}
 
     def full_sizes(self, sizes: dict[str, int], opts: dict[str, Any]) -> dict[str, Any]:
         """sizes plus option values plus the derived symbols (None where undefined)."""
@@ -267,9 +281,10 @@ _add(
             "a": Array(("B", "O"), "(batch, out_features)"),
             "grad_a": Array(("B", "O"), "(batch, out_features)"),
             "activation": Choice(ACTIVATIONS, none_ok=True),
+            "out": Outs(("grad_x", "grad_w", "grad_b")),
         },
         {"B": 3, "I": 4, "O": 5},
-        lambda x, w, a, grad_a, activation="linear": ref.dense_backward(
+        lambda x, w, a, grad_a, activation="linear", out=None: ref.dense_backward(
             x, w, a, grad_a, activation or "linear"
         ),
         # NOTE: every output shape is also an input's shape, so no huge output from empty inputs.
@@ -343,9 +358,10 @@ _add(
             "stride": STRIDE,
             "padding": PADDING,
             "need_grad_x": Flag(True),
+            "out": Outs(("grad_x", "grad_w", "grad_b")),
         },
         CONV_SIZES,
-        lambda x, w, grad_y, stride=1, padding=0, need_grad_x=True: (
+        lambda x, w, grad_y, stride=1, padding=0, need_grad_x=True, out=None: (
             lambda r: r if need_grad_x else (None, *r[1:])
         )(ref.conv2d_backward(x, w, grad_y, stride, padding)),
         valid=_conv_valid,
@@ -386,6 +402,7 @@ def _pool_backward_kwargs(rng: np.random.Generator, dtype: Any, sizes: dict[str,
         "input_shape": shape,
         "pool_size": pool,
         "stride": stride,
+        "out": None,
     }
 
 
@@ -417,10 +434,11 @@ _add(
             "input_shape": Given(),
             "pool_size": Int(1, 2**63 - 1, 2, pair=True, none_ok=True),
             "stride": Int(1, 2**63 - 1, None, pair=True, none_ok=True),
+            "out": Out(),
         },
         POOL_SIZES,
-        lambda grad_y, indices, input_shape, pool_size=None, stride=None: ref.max_pool2d_backward(
-            grad_y, indices, input_shape
+        lambda grad_y, indices, input_shape, pool_size=None, stride=None, out=None: (
+            ref.max_pool2d_backward(grad_y, indices, input_shape)
         ),
         valid=_pool_valid,
         derived=POOL_DERIVED,
