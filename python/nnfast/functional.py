@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._convert import as_float_array, as_float_arrays
+from ._convert import as_float_array, as_float_arrays, reject_masked
 
 # NOTE: each section below extends __all__ itself, so families add functions without touching a
 # shared list; nnfast/__init__.py re-exports everything listed here.
@@ -258,6 +258,7 @@ def _labels(labels: Any, logits: np.ndarray) -> np.ndarray:
     fn = "softmax_cross_entropy"
     if isinstance(labels, (str, bytes)):
         raise TypeError(f"{fn}: labels must be an array of integers, got {type(labels).__name__}")
+    reject_masked(labels, fn, "labels")
     y = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
     kind = y.dtype.kind
     if kind in "biu":
@@ -641,6 +642,7 @@ def max_pool2d_backward(
         and indices.flags.c_contiguous
         and indices.flags.aligned
     ):
+        reject_masked(indices, "max_pool2d_backward", "indices")
         if isinstance(indices, np.ndarray) and indices.dtype.kind not in "iu":
             raise TypeError(
                 f"max_pool2d_backward: indices must be an integer array, got dtype {indices.dtype}"
