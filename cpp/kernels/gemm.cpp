@@ -107,39 +107,6 @@ struct Problem {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row micro-panels, each kc x MR (k-major), zero-padded rows.
-template <typename T>
-void pack_a_block(const Problem<T>& P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* ap) {
-  constexpr int MR = Blocking<T>::MR;
-  for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int64_t mr = std::min<int64_t>(MR, mc - ir);
-    T* dst = ap + ir * kc;
-    if (!P.trans_a) {
-      const T* src = P.a + (i0 + ir) * P.lda + p0;
-      const int64_t lda = P.lda;
-      if (mr == MR) {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int r = 0; r < MR; ++r) dst[p * MR + r] = src[r * lda + p];
-        }
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? src[r * lda + p] : T(0);
-        }
-      }
-    } else {
-      const T* src = P.a + p0 * P.lda + i0 + ir;
-      if (mr == MR) {
-        for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src + p * P.lda, MR * sizeof(T));
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          std::memcpy(dst + p * MR, src + p * P.lda, static_cast<size_t>(mr) * sizeof(T));
-          for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
-        }
-      }
-    }
-  }
-}
-
 #if defined(NNFAST_SIMD_AVX512) || defined(NNFAST_SIMD_AVX2)
 // dst[i * ldd + j] = src[j * lds + i] for an 8 x 8 float block (AVX unpack/shuffle/permute).
 inline void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
@@ -176,10 +143,65 @@ inline void transpose_block(const T* src, int64_t lds, int64_t rows, int64_t col
         for (int64_t cc = c; cc < c + 8; ++cc) dst[p * ldd + cc] = src[cc * lds + p];
       }
     }
+    for (; c + 4 <= rows; c += 4) {
+      int64_t p = 0;
+      for (; p + 4 <= cols; p += 4) {
+        __m128 r0 = _mm_loadu_ps(src + c * lds + p), r1 = _mm_loadu_ps(src + (c + 1) * lds + p);
+        __m128 r2 = _mm_loadu_ps(src + (c + 2) * lds + p), r3 = _mm_loadu_ps(src + (c + 3) * lds + p);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + p * ldd + c, r0);
+        _mm_storeu_ps(dst + (p + 1) * ldd + c, r1);
+        _mm_storeu_ps(dst + (p + 2) * ldd + c, r2);
+        _mm_storeu_ps(dst + (p + 3) * ldd + c, r3);
+      }
+      for (; p < cols; ++p) {
+        for (int64_t cc = c; cc < c + 4; ++cc) dst[p * ldd + cc] = src[cc * lds + p];
+      }
+    }
   }
 #endif
   for (; c < rows; ++c) {
     for (int64_t p = 0; p < cols; ++p) dst[p * ldd + c] = src[c * lds + p];
+  }
+}
+
+// Rows of op(A) / op(B) along K copied per sweep over the panels when the source's panel slice
+// is strided (one cache line or less per source row): a sweep reads each source row in order, so
+// the hardware prefetchers follow it, where one panel at a time would touch a new page per row.
+constexpr int64_t kPackSweep = 16;
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row micro-panels, each kc x MR (k-major), zero-padded rows.
+template <typename T>
+void pack_a_block(const Problem<T>& P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* ap) {
+  constexpr int MR = Blocking<T>::MR;
+  if (!P.trans_a) {
+    // Each panel's MR rows of A are contiguous along k: transposed in place into the panel.
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int64_t mr = std::min<int64_t>(MR, mc - ir);
+      T* dst = ap + ir * kc;
+      transpose_block(P.a + (i0 + ir) * P.lda + p0, P.lda, mr, kc, dst, MR);
+      for (int64_t p = 0; mr < MR && p < kc; ++p) {
+        for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
+      }
+    }
+    return;
+  }
+  // A is stored k x m: row p of A holds op(A)[:, p], MR contiguous elements per panel.
+  for (int64_t q = 0; q < kc; q += kPackSweep) {
+    const int64_t qn = std::min(kPackSweep, kc - q);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int64_t mr = std::min<int64_t>(MR, mc - ir);
+      const T* src = P.a + (p0 + q) * P.lda + i0 + ir;
+      T* dst = ap + ir * kc + q * MR;
+      if (mr == MR) {
+        for (int64_t p = 0; p < qn; ++p) std::memcpy(dst + p * MR, src + p * P.lda, MR * sizeof(T));
+      } else {
+        for (int64_t p = 0; p < qn; ++p) {
+          std::memcpy(dst + p * MR, src + p * P.lda, static_cast<size_t>(mr) * sizeof(T));
+          for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
+        }
+      }
+    }
   }
 }
 
@@ -190,38 +212,45 @@ void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64
   constexpr int W = S::width;
   constexpr int NRV = Blocking<T>::NRV;
   constexpr int NR = NRV * W;
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    const int64_t nr = std::min<int64_t>(NR, nc - jr);
-    T* dst = bp + jr * kc;
-    if (!P.trans_b) {
-      const T* src = P.b + p0 * P.ldb + j0 + jr;
-      if (nr == NR) {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int v = 0; v < NRV; ++v)
-            S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
-        }
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int v = 0; v < NRV; ++v) {
-            const int64_t lanes = nr - v * W;
-            const auto x = lanes >= W  ? S::loadu(src + p * P.ldb + v * W)
-                           : lanes > 0 ? S::load_partial(src + p * P.ldb + v * W, lanes)
-                                       : S::zero();
-            S::storeu(dst + p * NR + v * W, x);
+  if (!P.trans_b) {
+    for (int64_t q = 0; q < kc; q += kPackSweep) {
+      const int64_t qn = std::min(kPackSweep, kc - q);
+      for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t nr = std::min<int64_t>(NR, nc - jr);
+        const T* src = P.b + (p0 + q) * P.ldb + j0 + jr;
+        T* dst = bp + jr * kc + q * NR;
+        if (nr == NR) {
+          for (int64_t p = 0; p < qn; ++p) {
+            for (int v = 0; v < NRV; ++v)
+              S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
+          }
+        } else {
+          for (int64_t p = 0; p < qn; ++p) {
+            for (int v = 0; v < NRV; ++v) {
+              const int64_t lanes = nr - v * W;
+              const auto x = lanes >= W  ? S::loadu(src + p * P.ldb + v * W)
+                             : lanes > 0 ? S::load_partial(src + p * P.ldb + v * W, lanes)
+                                         : S::zero();
+              S::storeu(dst + p * NR + v * W, x);
+            }
           }
         }
       }
-    } else {
-      // B is stored n x k: each of the nr rows of B is contiguous along k. Transposed in
-      // 16-deep slices so the slice of the panel being written stays in L1.
-      const T* src = P.b + (j0 + jr) * P.ldb + p0;
-      constexpr int64_t kSlice = 16;
-      for (int64_t q = 0; q < kc; q += kSlice) {
-        const int64_t qn = std::min(kSlice, kc - q);
-        transpose_block(src + q, P.ldb, nr, qn, dst + q * NR, NR);
-        for (int64_t c = nr; c < NR; ++c) {
-          for (int64_t p = 0; p < qn; ++p) dst[(q + p) * NR + c] = T(0);
-        }
+    }
+    return;
+  }
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - jr);
+    T* dst = bp + jr * kc;
+    // B is stored n x k: each of the nr rows of B is contiguous along k. Transposed in 16-deep
+    // slices so the slice of the panel being written stays in L1.
+    const T* src = P.b + (j0 + jr) * P.ldb + p0;
+    constexpr int64_t kSlice = 16;
+    for (int64_t q = 0; q < kc; q += kSlice) {
+      const int64_t qn = std::min(kSlice, kc - q);
+      transpose_block(src + q, P.ldb, nr, qn, dst + q * NR, NR);
+      for (int64_t c = nr; c < NR; ++c) {
+        for (int64_t p = 0; p < qn; ++p) dst[(q + p) * NR + c] = T(0);
       }
     }
   }
