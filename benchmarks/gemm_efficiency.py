@@ -87,8 +87,9 @@ def _probe(seconds: float, threads: int) -> float:
     c0, w0 = clock(), time.perf_counter()
     wall_gflops = _core._fma_peak(np.float32, iters, threads)
     cpu, wall = clock() - c0, time.perf_counter() - w0
-    # The probe reports flops over its own wall time; rescale to CPU time per core.
-    return wall_gflops * wall / max(cpu, 1e-9) * threads
+    # The probe reports all threads' flops over its own wall time; rescale to CPU time, which
+    # process_time sums over the threads, so this is per core.
+    return wall_gflops * wall / max(cpu, 1e-9)
 
 
 def measure(name: str, flops: float, fn: Callable[[], Any], threads: int, rounds: int) -> dict:
