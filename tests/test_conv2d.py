@@ -25,6 +25,13 @@ CASES = [
     (3, 8, 10, 10, 16, 3, 3, 1, "valid"),
     (1, 2, 3, 2, 1, 3, 2, 3, 2),
     (2, 3, 5, 6, 4, 1, 2, 1, (2, 1)),  # stride 1, padding beyond the kernel: grad_x by col2im
+    # Wide layers: output channels along the vectors (forward, grad_x and grad_w), with rows split
+    # into runs of positions (17 wide), 5 or 1 positions, one or more channel blocks and a partial
+    # last block (24 of 32 lanes), tap runs of 12 and 16 input channels.
+    (1, 12, 5, 3, 32, 2, 3, 1, (1, 2)),
+    (3, 16, 6, 17, 64, 3, 3, 1, 0),
+    (2, 8, 4, 1, 24, 1, 1, 1, 0),
+    (2, 9, 9, 31, 40, 3, 3, 1, 1),
 ]
 
 
@@ -97,7 +104,7 @@ def test_conv2d_backward_matches_reference(isa, dtype, rng):
         np.testing.assert_array_equal(gb2, gb)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4], CASES[8]])
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4], CASES[8], CASES[12]])
 def test_conv2d_backward_finite_differences(case, rng):
     # L = sum(g * conv2d(x, w, b)); central differences in float64 for x, w and b.
     x, w, b, s, p = make(rng, case, np.float64)

@@ -115,6 +115,28 @@ inline int64_t chunk_rows(const Conv2dGeometry& g) {
   return std::max<int64_t>(1, std::min(g.ho, kChunkElems / (k * g.wo)));
 }
 
+// Weights in blocks of ob output channels, as the direct kernels read them: wpack[(blk * taps +
+// t) * ob + q] = w[blk * ob + q][tap t] (0 past the last channel). The taps t run over (ci, i, j),
+// or over (i, j, ci) with spatial_first.
+template <typename T>
+void pack_weight_blocks(const T* w, const Conv2dGeometry& g, int64_t ob, bool spatial_first,
+                        T* wpack) {
+  const int64_t kk = g.kh * g.kw, taps = g.c * kk;
+  // Tap t = a * inner + b is w's tap column a * sa + b * sb.
+  const int64_t inner = spatial_first ? g.c : kk;
+  const int64_t sa = spatial_first ? 1 : kk, sb = spatial_first ? kk : 1;
+  for (int64_t blk = 0; blk < ceil_div(g.o, ob); ++blk) {
+    T* dst = wpack + blk * taps * ob;
+    for (int64_t t = 0; t < taps; ++t, dst += ob) {
+      const int64_t src = t / inner * sa + t % inner * sb;
+      for (int64_t q = 0; q < ob; ++q) {
+        const int64_t o = blk * ob + q;
+        dst[q] = o < g.o ? w[o * taps + src] : T(0);
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------- direct kernel
 //
 // Stride 1. The input rows a unit of output rows needs are copied, zero-padded, into planes of
@@ -275,14 +297,7 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
       runtime::WorkspaceSlot::conv,
       static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
   T* wpack = ws;
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int q = 0; q < OB; ++q) {
-        const int64_t o = blk * OB + q;
-        wpack[(blk * taps + t) * OB + q] = o < g.o ? w[o * taps + t] : T(0);
-      }
-    }
-  }
+  pack_weight_blocks(w, g, OB, false, wpack);
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xp = ws + wpack_elems + t * pad_elems;
@@ -408,14 +423,7 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
       runtime::WorkspaceSlot::conv,
       static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
   T* wpack = ws;
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int q = 0; q < OB; ++q) {
-        const int64_t o = blk * OB + q;
-        wpack[(blk * taps + t) * OB + q] = o < g.o ? w[o * taps + t] : T(0);
-      }
-    }
-  }
+  pack_weight_blocks(w, g, OB, false, wpack);
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xp = ws + wpack_elems + t * pad_elems;
@@ -432,6 +440,225 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
   });
 }
 
+// ---- channel-vector variant: output channels along the vectors (wide layers)
+//
+// An implicit GEMM: y^T[pos][o] = sum over taps of x[pos + tap] * w[tap][o], with the zero-padded
+// input rows (pad_rows) read in place as the broadcast operand and the weights packed [tap][o] as
+// the vector operand: P output positions of one row x NV vectors of channels in registers. No
+// lane is spent on padding columns or row ends (a block is any run of one output row); only the
+// channels past o in the last block are zero weights. A unit's tiles are collected position-major
+// and transposed into y's channel planes, with bias and activation fused into that pass.
+
+// Positions per register tile: NV * P accumulators, NV weight vectors and a broadcast.
+#if defined(NNFAST_SIMD_AVX512)
+constexpr int kOchanP = 14;
+#elif defined(NNFAST_SIMD_SCALAR)
+constexpr int kOchanP = 4;
+#else
+constexpr int kOchanP = 6;
+#endif
+constexpr int kOchanNV = 2;
+
+// tile[k][l] = sum over taps (i, j, ci) of xr[ci * cs + i * wr + j + k] * wb[tap][l] for the P
+// positions k and the NV * W channels l of one block (wb packed by pack_weight_blocks, spatial
+// taps first, so the innermost loop walks the channels with fixed strides).
+template <typename T, int P>
+void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const Conv2dGeometry& g,
+                T* tile) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width, NV = kOchanNV;
+  Reg acc[P][NV];
+#pragma GCC unroll 16
+  for (int k = 0; k < P; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = S::zero();
+  }
+  const T* wt = wb;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const T* xt = xr + i * wr + j;
+      for (int64_t ci = 0; ci < g.c; ++ci, xt += cs, wt += NV * W) {
+        Reg wv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) wv[v] = S::loadu(wt + v * W);
+#pragma GCC unroll 16
+        for (int k = 0; k < P; ++k) {
+          const Reg xv = S::set1(xt[k]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(xv, wv[v], acc[k][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < P; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) S::storeu(tile + (k * NV + v) * W, acc[k][v]);
+  }
+}
+
+// ochan_tile for p <= P positions (the register tile compiled for exactly p).
+template <typename T, int P = kOchanP>
+void ochan_tile_n(int64_t p, const T* xr, int64_t cs, int64_t wr, const T* wb,
+                  const Conv2dGeometry& g, T* tile) {
+  if constexpr (P > 1) {
+    if (p < P) return ochan_tile_n<T, P - 1>(p, xr, cs, wr, wb, g, tile);
+  }
+  ochan_tile<T, P>(xr, cs, wr, wb, g, tile);
+}
+
+#if defined(NNFAST_SIMD_AVX512)
+// Transposes the 16 x 16 floats in r (row i = r[i]) in place: 64 in-lane and lane shuffles.
+inline void transpose_16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4G + c], lane L: column 4L + c of rows 4G .. 4G + 3.
+  __m512 u[16];
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 lo01 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi01 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 lo23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+#endif
+
+// y[q * plane + p] = act(buf[p * nw + q] + b[q]) for the channels q < ob and positions p < np
+// (b may be null): a unit's position-major tiles into y's channel planes.
+template <typename T, GemmActivation Act>
+void ochan_store(const T* buf, int64_t np, int64_t nw, int64_t ob, const T* b, int64_t plane,
+                 T* y) {
+  using S = Simd<T>;
+  constexpr int W = S::width;
+#if defined(NNFAST_SIMD_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    for (int64_t p0 = 0; p0 < np; p0 += W) {
+      const int64_t lanes = std::min<int64_t>(W, np - p0);
+      for (int64_t q0 = 0; q0 < ob; q0 += W) {
+        __m512 r[W];
+        for (int l = 0; l < W; ++l) {
+          r[l] = l < lanes ? S::loadu(buf + (p0 + l) * nw + q0) : S::zero();
+        }
+        transpose_16x16(r);
+        for (int l = 0; l < W && q0 + l < ob; ++l) {
+          auto v = b != nullptr ? S::add(r[l], S::set1(b[q0 + l])) : r[l];
+          v = epi::activate<Act, T>(v);
+          T* dst = y + (q0 + l) * plane + p0;
+          if (lanes == W) {
+            S::storeu(dst, v);
+          } else {
+            S::store_partial(dst, v, lanes);
+          }
+        }
+      }
+    }
+    return;
+  }
+#endif
+  alignas(64) T tmp[W];
+  for (int64_t q = 0; q < ob; ++q) {
+    const auto bias = S::set1(b != nullptr ? b[q] : T(0));
+    for (int64_t p0 = 0; p0 < np; p0 += W) {
+      const int64_t lanes = std::min<int64_t>(W, np - p0);
+      for (int64_t l = 0; l < W; ++l) tmp[l] = l < lanes ? buf[(p0 + l) * nw + q] : T(0);
+      auto v = S::loadu(tmp);
+      if (b != nullptr) v = S::add(v, bias);
+      v = epi::activate<Act, T>(v);
+      if (lanes == W) {
+        S::storeu(y + q * plane + p0, v);
+      } else {
+        S::store_partial(y + q * plane + p0, v, lanes);
+      }
+    }
+  }
+}
+
+// Lanes doing useful work: the channel-vector kernel (channels padded to whole blocks) against
+// the flat kernel (padding columns and the last block's tail computed and dropped, channels
+// padded to whole register blocks).
+template <typename T>
+bool ochan_preferred(const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  const double ochan = double(g.o) / double(round_up(g.o, kOchanNV * W));
+  const int64_t wp = g.wo + g.kw - 1;
+  const double flat = double(g.o) / double(round_up(g.o, kDirectOB)) * double(g.ho * g.wo) /
+                      double(round_up(g.ho * wp, kDirectNV * W));
+  return ochan >= flat;
+}
+
+template <typename T, GemmActivation Act>
+void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  constexpr int NW = kOchanNV * Simd<T>::width;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const int64_t blocks = ceil_div(g.o, NW);
+  const int64_t wr = g.wo + g.kw - 1;
+  const int64_t plane = g.ho * g.wo;
+  // Row blocks per image: enough units for every thread, and scratch of bounded size.
+  const int threads = runtime::num_threads();
+  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  r_blocks = std::max(r_blocks, ceil_div(g.c * (g.ho + g.kh - 1) * wr + plane * NW, kChunkElems));
+  r_blocks = std::min(r_blocks, g.ho);
+  const int64_t rows_per = ceil_div(g.ho, r_blocks);
+  r_blocks = ceil_div(g.ho, rows_per);
+  const int64_t units = g.n * r_blocks;
+  // Small problems stay on one thread (waking the pool costs microseconds).
+  const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
+  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t pad_elems = round_up(g.c * (rows_per + g.kh - 1) * wr, 16);
+  const int64_t buf_elems = round_up(rows_per * g.wo * NW, 16);
+  const int64_t wpack_elems = round_up(blocks * taps * NW, 16);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(wpack_elems + tasks * (pad_elems + buf_elems)) * sizeof(T)));
+  T* wpack = ws;
+  pack_weight_blocks(w, g, NW, true, wpack);
+  // Each output row in runs of at most kOchanP positions, of balanced widths.
+  const int64_t runs = ceil_div(g.wo, kOchanP);
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xp = ws + wpack_elems + t * (pad_elems + buf_elems);
+      T* buf = xp + pad_elems;
+      for (int64_t un = units * t / tasks; un < units * (t + 1) / tasks; ++un) {
+        const int64_t n = un / r_blocks;
+        const int64_t oy0 = (un % r_blocks) * rows_per;
+        const int64_t rows = std::min(g.ho, oy0 + rows_per) - oy0;
+        const int64_t cs = (rows + g.kh - 1) * wr;
+        pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows + g.kh - 1, wr, xp);
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const T* wb = wpack + blk * taps * NW;
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t k = 0; k < runs; ++k) {
+              const int64_t ox0 = g.wo * k / runs, ox1 = g.wo * (k + 1) / runs;
+              ochan_tile_n<T>(ox1 - ox0, xp + r * wr + ox0, cs, wr, wb, g,
+                              buf + (r * g.wo + ox0) * NW);
+            }
+          }
+          const int64_t o0 = blk * NW;
+          ochan_store<T, Act>(buf, rows * g.wo, NW, std::min<int64_t>(NW, g.o - o0),
+                              b != nullptr ? b + o0 : nullptr, plane,
+                              y + (n * g.o + o0) * plane + oy0 * g.wo);
+        }
+      }
+    }
+  });
+}
+
 // Runs the direct kernel with the register tile for this many output channels.
 template <typename T, GemmActivation Act>
 void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
@@ -443,6 +670,10 @@ void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& 
     } else {
       forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
     }
+    return;
+  }
+  if (g.o > 1 && ochan_preferred<T>(g)) {
+    forward_direct_ochan<T, Act>(x, w, b, y, g);
     return;
   }
   if (g.o == 1) {
@@ -663,6 +894,194 @@ void wgrad_direct(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
   }
 }
 
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols (both at most the vector width).
+template <typename T>
+inline void transpose_tile(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                           int64_t ldd) {
+#if defined(NNFAST_SIMD_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    using S = Simd<T>;
+    __m512 r[16];
+    for (int l = 0; l < 16; ++l) r[l] = l < rows ? S::load_partial(src + l * lds, cols) : S::zero();
+    transpose_16x16(r);
+    for (int l = 0; l < cols; ++l) S::store_partial(dst + l * ldd, r[l], rows);
+    return;
+  }
+#endif
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+  }
+}
+
+// ---- channel-vector weight gradient (stride 1, wide layers)
+//
+// grad_w^T[tap][o] = sum over positions of x[pos + tap] * grad_y^T[pos][o]: per image, grad_y is
+// transposed position-major (channels padded to whole blocks with zeros) and x into padded
+// channel-last rows (xil[(r * wr + q) * c + ci]), so the taps (i, j, ci0 .. ci0 + R) of a register
+// tile are R consecutive floats broadcast at every position, and NV vectors of channels
+// accumulate over every position of every image with no horizontal sums and no padding columns.
+
+// acc[k][l] (+)= sum over the images and output positions of xil[pix + k] * gyt[pos][l], where xil
+// and gyt point at the tile's first tap and channel; part (R rows of NV * W, row stride ldp) is
+// stored (first) or added.
+template <typename T, int R>
+void wgrad_ochan_tile(const T* xil, const T* gyt, int64_t nimg, int64_t xstride, int64_t gstride,
+                      int64_t gld, int64_t wr, const Conv2dGeometry& g, bool first, T* part,
+                      int64_t ldp) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width, NV = kOchanNV;
+  Reg acc[R][NV];
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = S::zero();
+  }
+  for (int64_t n = 0; n < nimg; ++n) {
+    const T* gp = gyt + n * gstride;
+    for (int64_t oy = 0; oy < g.ho; ++oy) {
+      const T* xp = xil + n * xstride + oy * wr * g.c;
+      for (int64_t ox = 0; ox < g.wo; ++ox, xp += g.c, gp += gld) {
+        Reg gv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) gv[v] = S::loadu(gp + v * W);
+#pragma GCC unroll 16
+        for (int k = 0; k < R; ++k) {
+          const Reg xv = S::set1(xp[k]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(xv, gv[v], acc[k][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      T* dst = part + k * ldp + v * W;
+      S::storeu(dst, first ? acc[k][v] : S::add(S::loadu(dst), acc[k][v]));
+    }
+  }
+}
+
+// wgrad_ochan_tile for r <= R taps.
+template <typename T, int R = kOchanP>
+void wgrad_ochan_tile_n(int64_t r, const T* xil, const T* gyt, int64_t nimg, int64_t xstride,
+                        int64_t gstride, int64_t gld, int64_t wr, const Conv2dGeometry& g,
+                        bool first, T* part, int64_t ldp) {
+  if constexpr (R > 1) {
+    if (r < R) {
+      return wgrad_ochan_tile_n<T, R - 1>(r, xil, gyt, nimg, xstride, gstride, gld, wr, g, first,
+                                          part, ldp);
+    }
+  }
+  wgrad_ochan_tile<T, R>(xil, gyt, nimg, xstride, gstride, gld, wr, g, first, part, ldp);
+}
+
+// Whether the channel-vector weight gradient does more useful lanes than wgrad_direct (whose
+// positions include the padding columns): at least 8 input channels make its tap runs long.
+template <typename T>
+bool wgrad_ochan_preferred(const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  if (g.c < 8) return false;
+  const double ochan = double(g.o) / double(round_up(g.o, kOchanNV * W));
+  const int64_t wp = g.wo + g.kw - 1;
+  const double direct = double(g.o) / double(round_up(g.o, kWgradOB)) * double(g.ho * g.wo) /
+                        double(round_up(g.ho * wp, W));
+  return ochan >= direct;
+}
+
+template <typename T>
+void wgrad_ochan(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width, NW = kOchanNV * W;
+  const int64_t kk = g.kh * g.kw, taps = g.c * kk;
+  const int64_t plane = g.ho * g.wo;
+  const int64_t wr = g.wo + g.kw - 1, hr = g.ho + g.kh - 1;
+  const int64_t opad = round_up(g.o, NW);
+  const int64_t xstride = round_up(hr * wr * g.c, 16);
+  const int64_t gstride = round_up(plane * opad, 16);
+  const int64_t per_image = xstride + gstride;
+  int64_t groups = std::min(g.n, kMaxGroups);
+  groups = std::max<int64_t>(1, std::min(groups, kPartialElems / (taps * opad)));
+  const int64_t group_max = ceil_div(g.n, groups);
+  const int64_t batch = std::max<int64_t>(1, std::min(group_max, kChunkElems * 4 / per_image));
+  const int threads = runtime::num_threads();
+  const int64_t tasks = std::min<int64_t>(groups, threads);
+  const int64_t part_elems = round_up(taps * opad, 16);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(groups * part_elems + tasks * batch * per_image) * sizeof(T)));
+  T* parts = ws;
+  // Each tap (i, j) in runs of at most kOchanP input channels, of balanced lengths.
+  const int64_t runs = ceil_div(g.c, kOchanP);
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xils = ws + groups * part_elems + t * batch * per_image;
+      T* gyts = xils + batch * xstride;
+      for (int64_t grp = groups * t / tasks; grp < groups * (t + 1) / tasks; ++grp) {
+        const int64_t n0 = g.n * grp / groups, n1 = g.n * (grp + 1) / groups;
+        T* part = parts + grp * part_elems;  // [tap (i, j, ci)][opad]
+        for (int64_t b0 = n0; b0 < n1; b0 += batch) {
+          const int64_t nb = std::min(batch, n1 - b0);
+          for (int64_t k = 0; k < nb; ++k) {
+            const T* xn = x + (b0 + k) * g.c * g.h * g.w;
+            T* xil = xils + k * xstride;
+            std::fill(xil, xil + hr * wr * g.c, T(0));
+            const int64_t q0 = std::max<int64_t>(0, g.pl), q1 = std::min(wr, g.pl + g.w);
+            for (int64_t r = 0; r < hr; ++r) {
+              const int64_t iy = r - g.pt;
+              if (iy < 0 || iy >= g.h || q1 <= q0) continue;
+              for (int64_t c0 = 0; c0 < g.c; c0 += W) {
+                for (int64_t qa = q0; qa < q1; qa += W) {
+                  transpose_tile(xn + (c0 * g.h + iy) * g.w + qa - g.pl, g.h * g.w,
+                                 std::min<int64_t>(W, g.c - c0), std::min<int64_t>(W, q1 - qa),
+                                 xil + (r * wr + qa) * g.c + c0, g.c);
+                }
+              }
+            }
+            const T* gyn = gy + (b0 + k) * g.o * plane;
+            T* gyt = gyts + k * gstride;
+            for (int64_t o0 = 0; o0 < opad; o0 += W) {
+              for (int64_t p0 = 0; p0 < plane; p0 += W) {
+                const int64_t pn = std::min<int64_t>(W, plane - p0);
+                if (o0 < g.o) {
+                  transpose_tile(gyn + o0 * plane + p0, plane, std::min<int64_t>(W, g.o - o0), pn,
+                                 gyt + p0 * opad + o0, opad);
+                }
+                for (int64_t p = p0; p < p0 + pn; ++p) {
+                  for (int64_t o = std::max(o0, g.o); o < o0 + W; ++o) gyt[p * opad + o] = T(0);
+                }
+              }
+            }
+          }
+          for (int64_t o0 = 0; o0 < opad; o0 += NW) {
+            for (int64_t ij = 0; ij < kk; ++ij) {
+              const int64_t i = ij / g.kw, j = ij % g.kw;
+              for (int64_t run = 0; run < runs; ++run) {
+                const int64_t c0 = g.c * run / runs, c1 = g.c * (run + 1) / runs;
+                wgrad_ochan_tile_n<T>(c1 - c0, xils + (i * wr + j) * g.c + c0, gyts + o0, nb,
+                                      xstride, gstride, opad, wr, g, b0 == n0,
+                                      part + (ij * g.c + c0) * opad + o0, opad);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+  // gw[o][ci, i, j] = the sum over the groups, in group order.
+  for (int64_t grp = 1; grp < groups; ++grp) {
+    const T* src = parts + grp * part_elems;
+    for (int64_t e = 0; e < taps * opad; ++e) parts[e] += src[e];
+  }
+  for (int64_t ij = 0; ij < kk; ++ij) {
+    for (int64_t ci = 0; ci < g.c; ++ci) {
+      const T* src = parts + (ij * g.c + ci) * opad;
+      for (int64_t o = 0; o < g.o; ++o) gw[(o * g.c + ci) * kk + ij] = src[o];
+    }
+  }
+}
+
 template <typename T>
 void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                    const Conv2dGeometry& g) {
@@ -707,7 +1126,11 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
   // NOTE: grad_w never depends on need_grad_x: stride 1 always takes the direct path for it.
   const bool gw_done = g.sh == 1 && g.sw == 1;
   if (gw_done) {
-    wgrad_direct(x, gy, gw, g);
+    if (wgrad_ochan_preferred<T>(g)) {
+      wgrad_ochan(x, gy, gw, g);
+    } else {
+      wgrad_direct(x, gy, gw, g);
+    }
     if (gx == nullptr) return;
   }
   // Images are split into `groups` fixed runs, each summing its grad_w^T (k x o) partial; the
