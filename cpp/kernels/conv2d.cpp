@@ -317,20 +317,45 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
 // ---- row-wise variant: vectors along each output row, plain stores (few taps per output)
 
 // Padded input rows of one image for output rows [oy0, oy1), for the direct kernel (sw == 1):
-// rows_p rows of wr columns per channel, column q holding x column q - pl (0 outside).
+// rows_p rows of wr columns per channel, column q holding x column q - pl (0 outside). xp must
+// have a vector width of slack past the c * rows_p * wr elements.
 template <typename T>
 void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, int64_t wr,
               T* xp) {
-  std::fill(xp, xp + g.c * rows_p * wr, T(0));
-  const int64_t q0 = std::max<int64_t>(0, g.pl);         // first padded column holding x
-  const int64_t q1 = std::min<int64_t>(wr, g.pl + g.w);  // one past the last
-  if (q1 <= q0) return;
+  using S = Simd<T>;
+  constexpr int W = S::width;
+  const int64_t q0 = std::min<int64_t>(wr, std::max<int64_t>(0, g.pl));  // first column of x
+  const int64_t q1 = std::max(q0, std::min<int64_t>(wr, g.pl + g.w));    // one past the last
+  // NOTE: each row written once, with vector copies: the rows are short (14-28 elements), so
+  // a fill of the whole block plus a memcpy call per row cost ~5% of the 32->64 layer.
   for (int64_t ci = 0; ci < g.c; ++ci) {
     for (int64_t r = 0; r < rows_p; ++r) {
+      T* dst = xp + (ci * rows_p + r) * wr;
       const int64_t iy = oy0 * g.sh + r - g.pt;
-      if (iy < 0 || iy >= g.h) continue;
-      std::memcpy(xp + (ci * rows_p + r) * wr + q0, x + (ci * g.h + iy) * g.w + q0 - g.pl,
-                  static_cast<size_t>(q1 - q0) * sizeof(T));
+      if (iy < 0 || iy >= g.h || q1 <= q0) {
+        std::fill(dst, dst + wr, T(0));
+        continue;
+      }
+      const T* src = x + (ci * g.h + iy) * g.w + q0 - g.pl;
+#if defined(NNFAST_SIMD_AVX512)
+      // Whole vectors of the padded row, x's lanes loaded under a mask (the rest zero); a
+      // vector running past the row is overwritten by the next row (the block has W of slack).
+      for (int64_t q = 0; q < wr; q += W) {
+        const int64_t a = std::clamp<int64_t>(q0 - q, 0, W), e = std::clamp<int64_t>(q1 - q, 0, W);
+        const auto mask = static_cast<typename S::Mask>(((1u << e) - 1u) & ~((1u << a) - 1u));
+        if constexpr (std::is_same_v<T, float>) {
+          S::storeu(dst + q, _mm512_maskz_loadu_ps(mask, src - q0 + q));
+        } else {
+          S::storeu(dst + q, _mm512_maskz_loadu_pd(mask, src - q0 + q));
+        }
+      }
+      continue;
+#endif
+      for (int64_t q = 0; q < q0; ++q) dst[q] = T(0);
+      int64_t q = q0;
+      for (; q + W <= q1; q += W) S::storeu(dst + q, S::loadu(src + (q - q0)));
+      if (q < q1) S::store_partial(dst + q, S::load_partial(src + (q - q0), q1 - q), q1 - q);
+      for (q = q1; q < wr; ++q) dst[q] = T(0);
     }
   }
 }
@@ -417,7 +442,7 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
   const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
   const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
   const int64_t rows_p = (rows_per - 1) * g.sh + g.kh;
-  const int64_t pad_elems = round_up(g.c * rows_p * wr, 16);
+  const int64_t pad_elems = round_up(g.c * rows_p * wr + 16, 16);
   const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
   T* ws = static_cast<T*>(runtime::thread_workspace(
       runtime::WorkspaceSlot::conv,
@@ -459,12 +484,77 @@ constexpr int kOchanP = 6;
 #endif
 constexpr int kOchanNV = 2;
 
-// tile[k][l] = sum over taps (i, j, ci) of xr[ci * cs + i * wr + j + k] * wb[tap][l] for the P
-// positions k and the NV * W channels l of one block (wb packed by pack_weight_blocks, spatial
-// taps first, so the innermost loop walks the channels with fixed strides).
+#if defined(NNFAST_SIMD_AVX512)
+// Transposes the 16 x 16 floats in r (row i = r[i]) in place: 64 in-lane and lane shuffles.
+inline void transpose_16x16(__m512 r[16]) {
+  // NOTE: the zero-masked forms with every lane selected: gcc 12's unmasked ones start from an
+  // undefined register and trip -Wuninitialized (GCC PR 105593); the same instructions result.
+  constexpr __mmask16 kAll16 = 0xFFFF;
+  constexpr __mmask8 kAll8 = 0xFF;
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_ps(kAll16, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll16, r[i], r[i + 1]);
+  }
+  // u[4G + c], lane L: column 4L + c of rows 4G .. 4G + 3.
+  __m512 u[16];
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, a, c));
+    u[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, a, c));
+    u[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, b, d));
+    u[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 lo01 = _mm512_maskz_shuffle_f32x4(kAll16, u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi01 = _mm512_maskz_shuffle_f32x4(kAll16, u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 lo23 =
+        _mm512_maskz_shuffle_f32x4(kAll16, u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi23 =
+        _mm512_maskz_shuffle_f32x4(kAll16, u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_maskz_shuffle_f32x4(kAll16, lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_maskz_shuffle_f32x4(kAll16, lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_maskz_shuffle_f32x4(kAll16, hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_maskz_shuffle_f32x4(kAll16, hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+#endif
+
+// The activation of every accumulator (one switch per tile, not per element).
+template <typename T, typename Reg, int P, int NV>
+inline void activate_all(Reg (&acc)[P][NV], GemmActivation act) {
+  switch (act) {
+    case GemmActivation::relu:
+      for (int k = 0; k < P; ++k) {
+        for (int v = 0; v < NV; ++v) acc[k][v] = epi::activate<GemmActivation::relu, T>(acc[k][v]);
+      }
+      break;
+    case GemmActivation::sigmoid:
+      for (int k = 0; k < P; ++k) {
+        for (int v = 0; v < NV; ++v) {
+          acc[k][v] = epi::activate<GemmActivation::sigmoid, T>(acc[k][v]);
+        }
+      }
+      break;
+    case GemmActivation::tanh:
+      for (int k = 0; k < P; ++k) {
+        for (int v = 0; v < NV; ++v) acc[k][v] = epi::activate<GemmActivation::tanh, T>(acc[k][v]);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// y[l * ld + k] = act(bias[l] + sum over taps (i, j, ci) of xr[ci * cs + i * wr + j + k] *
+// wb[tap][l]) for the P positions k and the first ob of the NV * W channels l of one block (wb
+// packed by pack_weight_blocks, spatial taps first, so the innermost loop walks the input
+// channels with fixed strides; bias holds NV * W values, or is null). The accumulators start
+// from the bias and are transposed in registers into the channel rows of y.
 template <typename T, int P>
-void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const Conv2dGeometry& g,
-                T* tile) {
+void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const T* bias,
+                const Conv2dGeometry& g, GemmActivation act, int64_t ob, T* y, int64_t ld) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width, NV = kOchanNV;
@@ -472,7 +562,7 @@ void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const Conv2dGe
 #pragma GCC unroll 16
   for (int k = 0; k < P; ++k) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[k][v] = S::zero();
+    for (int v = 0; v < NV; ++v) acc[k][v] = bias != nullptr ? S::loadu(bias + v * W) : S::zero();
   }
   const T* wt = wb;
   for (int64_t i = 0; i < g.kh; ++i) {
@@ -491,102 +581,36 @@ void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const Conv2dGe
       }
     }
   }
-#pragma GCC unroll 16
+  activate_all<T>(acc, act);
+#if defined(NNFAST_SIMD_AVX512)
+  if constexpr (std::is_same_v<T, float> && P <= W) {
+    for (int v = 0; v < NV && v * W < ob; ++v) {
+      __m512 r[W];
+      for (int k = 0; k < W; ++k) r[k] = k < P ? acc[k][v] : S::zero();
+      transpose_16x16(r);
+      const int64_t lanes = std::min<int64_t>(W, ob - v * W);
+      for (int l = 0; l < lanes; ++l) S::store_partial(y + (v * W + l) * ld, r[l], P);
+    }
+    return;
+  }
+#endif
+  alignas(64) T tmp[P][NV * W];
   for (int k = 0; k < P; ++k) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) S::storeu(tile + (k * NV + v) * W, acc[k][v]);
+    for (int v = 0; v < NV; ++v) S::storeu(&tmp[k][v * W], acc[k][v]);
+  }
+  for (int64_t l = 0; l < ob; ++l) {
+    for (int k = 0; k < P; ++k) y[l * ld + k] = tmp[k][l];
   }
 }
 
 // ochan_tile for p <= P positions (the register tile compiled for exactly p).
 template <typename T, int P = kOchanP>
-void ochan_tile_n(int64_t p, const T* xr, int64_t cs, int64_t wr, const T* wb,
-                  const Conv2dGeometry& g, T* tile) {
+void ochan_tile_n(int64_t p, const T* xr, int64_t cs, int64_t wr, const T* wb, const T* bias,
+                  const Conv2dGeometry& g, GemmActivation act, int64_t ob, T* y, int64_t ld) {
   if constexpr (P > 1) {
-    if (p < P) return ochan_tile_n<T, P - 1>(p, xr, cs, wr, wb, g, tile);
+    if (p < P) return ochan_tile_n<T, P - 1>(p, xr, cs, wr, wb, bias, g, act, ob, y, ld);
   }
-  ochan_tile<T, P>(xr, cs, wr, wb, g, tile);
-}
-
-#if defined(NNFAST_SIMD_AVX512)
-// Transposes the 16 x 16 floats in r (row i = r[i]) in place: 64 in-lane and lane shuffles.
-inline void transpose_16x16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  // u[4G + c], lane L: column 4L + c of rows 4G .. 4G + 3.
-  __m512 u[16];
-  for (int i = 0; i < 16; i += 4) {
-    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512 lo01 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 hi01 = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    const __m512 lo23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    const __m512 hi23 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    r[c] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
-    r[4 + c] = _mm512_shuffle_f32x4(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
-    r[8 + c] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
-    r[12 + c] = _mm512_shuffle_f32x4(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
-  }
-}
-#endif
-
-// y[q * plane + p] = act(buf[p * nw + q] + b[q]) for the channels q < ob and positions p < np
-// (b may be null): a unit's position-major tiles into y's channel planes.
-template <typename T, GemmActivation Act>
-void ochan_store(const T* buf, int64_t np, int64_t nw, int64_t ob, const T* b, int64_t plane,
-                 T* y) {
-  using S = Simd<T>;
-  constexpr int W = S::width;
-#if defined(NNFAST_SIMD_AVX512)
-  if constexpr (std::is_same_v<T, float>) {
-    for (int64_t p0 = 0; p0 < np; p0 += W) {
-      const int64_t lanes = std::min<int64_t>(W, np - p0);
-      for (int64_t q0 = 0; q0 < ob; q0 += W) {
-        __m512 r[W];
-        for (int l = 0; l < W; ++l) {
-          r[l] = l < lanes ? S::loadu(buf + (p0 + l) * nw + q0) : S::zero();
-        }
-        transpose_16x16(r);
-        for (int l = 0; l < W && q0 + l < ob; ++l) {
-          auto v = b != nullptr ? S::add(r[l], S::set1(b[q0 + l])) : r[l];
-          v = epi::activate<Act, T>(v);
-          T* dst = y + (q0 + l) * plane + p0;
-          if (lanes == W) {
-            S::storeu(dst, v);
-          } else {
-            S::store_partial(dst, v, lanes);
-          }
-        }
-      }
-    }
-    return;
-  }
-#endif
-  alignas(64) T tmp[W];
-  for (int64_t q = 0; q < ob; ++q) {
-    const auto bias = S::set1(b != nullptr ? b[q] : T(0));
-    for (int64_t p0 = 0; p0 < np; p0 += W) {
-      const int64_t lanes = std::min<int64_t>(W, np - p0);
-      for (int64_t l = 0; l < W; ++l) tmp[l] = l < lanes ? buf[(p0 + l) * nw + q] : T(0);
-      auto v = S::loadu(tmp);
-      if (b != nullptr) v = S::add(v, bias);
-      v = epi::activate<Act, T>(v);
-      if (lanes == W) {
-        S::storeu(y + q * plane + p0, v);
-      } else {
-        S::store_partial(y + q * plane + p0, v, lanes);
-      }
-    }
-  }
+  ochan_tile<T, P>(xr, cs, wr, wb, bias, g, act, ob, y, ld);
 }
 
 // Lanes doing useful work: the channel-vector kernel (channels padded to whole blocks) against
@@ -602,17 +626,18 @@ bool ochan_preferred(const Conv2dGeometry& g) {
   return ochan >= flat;
 }
 
-template <typename T, GemmActivation Act>
-void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+template <typename T>
+void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g,
+                          GemmActivation act) {
   constexpr int NW = kOchanNV * Simd<T>::width;
   const int64_t taps = g.c * g.kh * g.kw;
   const int64_t blocks = ceil_div(g.o, NW);
   const int64_t wr = g.wo + g.kw - 1;
   const int64_t plane = g.ho * g.wo;
-  // Row blocks per image: enough units for every thread, and scratch of bounded size.
+  // Row blocks per image: enough units for every thread, and padded input of bounded size.
   const int threads = runtime::num_threads();
   int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
-  r_blocks = std::max(r_blocks, ceil_div(g.c * (g.ho + g.kh - 1) * wr + plane * NW, kChunkElems));
+  r_blocks = std::max(r_blocks, ceil_div(g.c * (g.ho + g.kh - 1) * wr, kChunkElems));
   r_blocks = std::min(r_blocks, g.ho);
   const int64_t rows_per = ceil_div(g.ho, r_blocks);
   r_blocks = ceil_div(g.ho, rows_per);
@@ -620,20 +645,23 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
   // Small problems stay on one thread (waking the pool costs microseconds).
   const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
   const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
-  const int64_t pad_elems = round_up(g.c * (rows_per + g.kh - 1) * wr, 16);
-  const int64_t buf_elems = round_up(rows_per * g.wo * NW, 16);
-  const int64_t wpack_elems = round_up(blocks * taps * NW, 16);
-  T* ws = static_cast<T*>(runtime::thread_workspace(
-      runtime::WorkspaceSlot::conv,
-      static_cast<size_t>(wpack_elems + tasks * (pad_elems + buf_elems)) * sizeof(T)));
+  const int64_t pad_elems = round_up(g.c * (rows_per + g.kh - 1) * wr + 16, 16);
+  const int64_t wpack_elems = round_up(blocks * (taps + 1) * NW, 16);
+  T* ws = static_cast<T*>(
+      runtime::thread_workspace(runtime::WorkspaceSlot::conv,
+                                static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
   T* wpack = ws;
   pack_weight_blocks(w, g, NW, true, wpack);
+  // The bias in blocks of NW (zero past the last channel), after the weights.
+  T* bpack = b != nullptr ? wpack + blocks * taps * NW : nullptr;
+  if (bpack != nullptr) {
+    for (int64_t o = 0; o < blocks * NW; ++o) bpack[o] = o < g.o ? b[o] : T(0);
+  }
   // Each output row in runs of at most kOchanP positions, of balanced widths.
   const int64_t runs = ceil_div(g.wo, kOchanP);
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      T* xp = ws + wpack_elems + t * (pad_elems + buf_elems);
-      T* buf = xp + pad_elems;
+      T* xp = ws + wpack_elems + t * pad_elems;
       for (int64_t un = units * t / tasks; un < units * (t + 1) / tasks; ++un) {
         const int64_t n = un / r_blocks;
         const int64_t oy0 = (un % r_blocks) * rows_per;
@@ -641,18 +669,17 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
         const int64_t cs = (rows + g.kh - 1) * wr;
         pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows + g.kh - 1, wr, xp);
         for (int64_t blk = 0; blk < blocks; ++blk) {
+          const int64_t o0 = blk * NW, ob = std::min<int64_t>(NW, g.o - o0);
           const T* wb = wpack + blk * taps * NW;
+          const T* bb = bpack != nullptr ? bpack + o0 : nullptr;
+          T* yb = y + (n * g.o + o0) * plane;
           for (int64_t r = 0; r < rows; ++r) {
             for (int64_t k = 0; k < runs; ++k) {
               const int64_t ox0 = g.wo * k / runs, ox1 = g.wo * (k + 1) / runs;
-              ochan_tile_n<T>(ox1 - ox0, xp + r * wr + ox0, cs, wr, wb, g,
-                              buf + (r * g.wo + ox0) * NW);
+              ochan_tile_n<T>(ox1 - ox0, xp + r * wr + ox0, cs, wr, wb, bb, g, act, ob,
+                              yb + (oy0 + r) * g.wo + ox0, plane);
             }
           }
-          const int64_t o0 = blk * NW;
-          ochan_store<T, Act>(buf, rows * g.wo, NW, std::min<int64_t>(NW, g.o - o0),
-                              b != nullptr ? b + o0 : nullptr, plane,
-                              y + (n * g.o + o0) * plane + oy0 * g.wo);
         }
       }
     }
@@ -673,7 +700,7 @@ void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& 
     return;
   }
   if (g.o > 1 && ochan_preferred<T>(g)) {
-    forward_direct_ochan<T, Act>(x, w, b, y, g);
+    forward_direct_ochan<T>(x, w, b, y, g, Act);
     return;
   }
   if (g.o == 1) {
