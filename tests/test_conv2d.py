@@ -32,6 +32,8 @@ CASES = [
     (3, 16, 6, 17, 64, 3, 3, 1, 0),
     (2, 8, 4, 1, 24, 1, 1, 1, 0),
     (2, 9, 9, 31, 40, 3, 3, 1, 1),
+    # Few taps, 3x3 (the row-wise kernel's unrolled taps): a partial channel block, 18-wide rows.
+    (2, 2, 9, 18, 10, 3, 3, 1, 1),
 ]
 
 

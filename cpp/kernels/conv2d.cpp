@@ -364,14 +364,16 @@ void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, 
 // image: for each block of OB output channels and NV vectors along the row, the products over
 // every tap (ci, i, j) accumulate in registers, each input vector reused for the channel block.
 // wpack holds the weights per channel block as [block][tap][OB] (zero-padded channels).
-template <typename T, GemmActivation Act, int OB, int NV>
+template <typename T, GemmActivation Act, int OB, int NV, int K>
 void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const T* b,
                  const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* y) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
-  const int64_t taps = g.c * g.kh * g.kw;
-  const int64_t plane = g.ho * g.wo;
+  // K > 0: the kernel is K x K, known at compile time (its tap loops unrolled).
+  const int64_t kh = K > 0 ? K : g.kh, kw = K > 0 ? K : g.kw;
+  const int64_t taps = g.c * kh * kw;
+  const int64_t plane = g.ho * g.wo, wo = g.wo;  // locals: the stores to y cannot alias them
   for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
     const int64_t ob = std::min<int64_t>(OB, g.o - o0);
     const T* wb = wpack + (o0 / OB) * taps * OB;
@@ -387,9 +389,9 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
         const T* wt = wb;
         for (int64_t ci = 0; ci < g.c; ++ci) {
           const T* xc = xrow + ci * rows_p * wr + ox0;
-          for (int64_t i = 0; i < g.kh; ++i) {
+          for (int64_t i = 0; i < kh; ++i) {
             const T* xr = xc + i * wr;
-            for (int64_t j = 0; j < g.kw; ++j, wt += OB) {
+            for (int64_t j = 0; j < kw; ++j, wt += OB) {
               Reg xv[NV];
 #pragma GCC unroll 4
               for (int v = 0; v < NV; ++v) xv[v] = S::loadu(xr + j + v * W);
@@ -402,11 +404,16 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
             }
           }
         }
-        for (int64_t q = 0; q < ob; ++q) {
-          T* yrow = y + (o0 + q) * plane + oy * g.wo + ox0;
+        // NOTE: fully unrolled (constant indices), so the accumulators stay in registers: with
+        // 9 taps per output (the C=1 layer) a spilled epilogue cost as much as the products.
+#pragma GCC unroll 16
+        for (int q = 0; q < OB; ++q) {
+          if (q >= ob) break;
+          T* yrow = y + (o0 + q) * plane + oy * wo + ox0;
           const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+#pragma GCC unroll 4
           for (int v = 0; v < NV; ++v) {
-            const int64_t lanes = g.wo - ox0 - v * W;
+            const int64_t lanes = wo - ox0 - v * W;
             if (lanes <= 0) break;
             Reg r = acc[q][v];
             if (b != nullptr) r = S::add(r, bias);
@@ -423,7 +430,7 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
   }
 }
 
-template <typename T, GemmActivation Act, int OB, int NV>
+template <typename T, GemmActivation Act, int OB, int NV, int K = 0>
 void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
   constexpr int W = Simd<T>::width;
   const int64_t taps = g.c * g.kh * g.kw;
@@ -458,8 +465,8 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
         const int64_t oy1 = std::min(g.ho, oy0 + rows_per);
         const int64_t rows = (oy1 - oy0 - 1) * g.sh + g.kh;
         pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows, wr, xp);
-        direct_rows<T, Act, OB, NV>(xp, rows, wr, wpack, b, g, oy0, oy1,
-                                    y + n * g.o * g.ho * g.wo);
+        direct_rows<T, Act, OB, NV, K>(xp, rows, wr, wpack, b, g, oy0, oy1,
+                                       y + n * g.o * g.ho * g.wo);
       }
     }
   });
@@ -695,7 +702,11 @@ void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& 
     if (g.o == 1) {
       forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
     } else {
-      forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
+      if (g.kh == 3 && g.kw == 3) {
+        forward_direct_rows<T, Act, kDirectOB, kRowwiseNV, 3>(x, w, b, y, g);
+      } else {
+        forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
+      }
     }
     return;
   }
