@@ -161,8 +161,9 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
     const int64_t y = labels[r];
     T s;
     const T m = row_softmax_exp(zr, gr, k, &s);
-    // grad = (e / s - onehot) scale, rounded as softmax_ce_dense rounds it (same bits for
-    // either label form).
+    // grad = (e / s - onehot) scale with softmax_ce_dense's operations (same bits for either
+    // label form): fmadd(e, 1/s, -y) * scale, y = 0 off the label (fmadd(e, 1/s, -0) rounds
+    // e / s once, as the mul here does), y = 1 at it.
     const T inv = T(1) / s;
     const T e_label = gr[y];
     const auto vinv = S::set1(inv), vs = S::set1(scale);
@@ -173,7 +174,10 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
     if (j < k) {
       S::store_partial(gr + j, S::mul(S::mul(S::load_partial(gr + j, k - j), vinv), vs), k - j);
     }
-    gr[y] = (e_label * inv - T(1)) * scale;
+    // NOTE: the label's element through the same Simd ops, not scalar code: a scalar
+    // e * inv - 1 may or may not be contracted into an FMA depending on the build (it was not
+    // under -fsanitize, 1 ulp away from the dense path).
+    S::store_partial(gr + y, S::mul(S::fmadd(S::set1(e_label), vinv, S::set1(T(-1))), vs), 1);
     return (static_cast<double>(m) - static_cast<double>(zr[y])) + std::log(static_cast<double>(s));
   });
 }
@@ -200,17 +204,17 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
       const auto keep = D::select(D::cmp_gt(D::abs(yj), D::zero()), term, D::zero());
       acc = D::add(acc, D::select(D::is_nan(yj), yj, keep));
     }
-    // grad = scale (e / s - y)
+    // grad = scale (e / s - y), as fmadd(e, 1/s, -y) * scale: one explicit fused operation, so
+    // softmax_ce_index can give the same bits whatever the compiler contracts.
     const auto inv = S::set1(T(1) / s), vs = S::set1(scale);
     int64_t j = 0;
     for (; j + S::width <= k; j += S::width) {
-      const auto p = S::mul(S::loadu(gr + j), inv);
-      S::storeu(gr + j, S::mul(S::sub(p, S::loadu(yr + j)), vs));
+      S::storeu(gr + j, S::mul(S::fmadd(S::loadu(gr + j), inv, S::neg(S::loadu(yr + j))), vs));
     }
     if (j < k) {
       const int64_t c = k - j;
-      const auto p = S::mul(S::load_partial(gr + j, c), inv);
-      S::store_partial(gr + j, S::mul(S::sub(p, S::load_partial(yr + j, c)), vs), c);
+      const auto yj = S::neg(S::load_partial(yr + j, c));
+      S::store_partial(gr + j, S::mul(S::fmadd(S::load_partial(gr + j, c), inv, yj), vs), c);
     }
     return D::reduce_add(acc);
   });
