@@ -340,13 +340,20 @@ void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, 
 #if defined(NNFAST_SIMD_AVX512)
       // Whole vectors of the padded row, x's lanes loaded under a mask (the rest zero); a
       // vector running past the row is overwritten by the next row (the block has W of slack).
+      // Only the vectors holding a border load under a mask (no lane outside x is touched).
       for (int64_t q = 0; q < wr; q += W) {
-        const int64_t a = std::clamp<int64_t>(q0 - q, 0, W), e = std::clamp<int64_t>(q1 - q, 0, W);
-        const auto mask = static_cast<typename S::Mask>(((1u << e) - 1u) & ~((1u << a) - 1u));
-        if constexpr (std::is_same_v<T, float>) {
-          S::storeu(dst + q, _mm512_maskz_loadu_ps(mask, src - q0 + q));
+        if (q >= q0 && q + W <= q1) {
+          S::storeu(dst + q, S::loadu(src - q0 + q));
+        } else if (q + W <= q0 || q >= q1) {
+          S::storeu(dst + q, S::zero());
         } else {
-          S::storeu(dst + q, _mm512_maskz_loadu_pd(mask, src - q0 + q));
+          const int64_t a = std::max<int64_t>(q0 - q, 0), e = std::min<int64_t>(q1 - q, W);
+          const auto mask = static_cast<typename S::Mask>(((1u << e) - 1u) & ~((1u << a) - 1u));
+          if constexpr (std::is_same_v<T, float>) {
+            S::storeu(dst + q, _mm512_maskz_loadu_ps(mask, src - q0 + q));
+          } else {
+            S::storeu(dst + q, _mm512_maskz_loadu_pd(mask, src - q0 + q));
+          }
         }
       }
       continue;
@@ -699,7 +706,9 @@ void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& 
   // NOTE: with few taps per output the flat kernel's stores (runs split at row ends, masked)
   // cost more than its saved lanes; measured 1.2 vs 2.2 ms on the C=1 MNIST layer.
   if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) {
-    if (g.o == 1) {
+    if (g.o == 1 && g.kh == 3 && g.kw == 3) {
+      forward_direct_rows<T, Act, 1, kSingleNV, 3>(x, w, b, y, g);
+    } else if (g.o == 1) {
       forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
     } else {
       if (g.kh == 3 && g.kw == 3) {
