@@ -398,6 +398,26 @@ def test_conv2d_algorithm_choice():
     )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_kernel_choice(isa, dtype):
+    # The MNIST layers on every ISA: C=1 row-wise (its grad_x has one output channel, so flat);
+    # 32->64 output channels along the vectors for the forward pass and both gradients.
+    def kernels(x_shape, w_shape, stride, padding):
+        return _core._conv2d_kernels(
+            np.zeros(x_shape, dtype), np.zeros(w_shape, dtype), stride, padding
+        )
+
+    assert kernels((64, 1, 28, 28), (32, 1, 3, 3), 1, 1) == (
+        "forward direct row-wise; grad_x direct flat; grad_w direct"
+    )
+    assert kernels((64, 32, 14, 14), (64, 32, 3, 3), 1, 1) == (
+        "forward direct channel-vector; grad_x direct channel-vector; grad_w channel-vector"
+    )
+    assert kernels((2, 3, 9, 9), (4, 3, 3, 3), 2, 1) == (
+        "forward im2col + GEMM; grad_x GEMM + col2im; grad_w im2col + GEMM"
+    )
+
+
 @pytest.mark.parametrize("where", ["x", "w"])
 def test_conv2d_backward_non_finite_like_reference(where, rng):
     # The direct stride-1 paths compute dropped padding positions; an inf/NaN must not leak

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -700,34 +701,50 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
   });
 }
 
-// Runs the direct kernel with the register tile for this many output channels.
-template <typename T, GemmActivation Act>
-void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+// The direct kernel variants (stride 1).
+enum class DirectKernel { rowwise, ochan, flat };
+
+template <typename T>
+DirectKernel direct_kernel(const Conv2dGeometry& g) {
   // NOTE: with few taps per output the flat kernel's stores (runs split at row ends, masked)
   // cost more than its saved lanes; measured 1.2 vs 2.2 ms on the C=1 MNIST layer.
-  if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) {
-    if (g.o == 1 && g.kh == 3 && g.kw == 3) {
-      forward_direct_rows<T, Act, 1, kSingleNV, 3>(x, w, b, y, g);
-    } else if (g.o == 1) {
-      forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
-    } else {
-      if (g.kh == 3 && g.kw == 3) {
+  if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) return DirectKernel::rowwise;
+  if (g.o > 1 && ochan_preferred<T>(g)) return DirectKernel::ochan;
+  return DirectKernel::flat;
+}
+
+// Runs the direct kernel chosen for this shape, with the register tile for its channel count.
+template <typename T, GemmActivation Act>
+void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  const bool k3 = g.kh == 3 && g.kw == 3;
+  switch (direct_kernel<T>(g)) {
+    case DirectKernel::rowwise:
+      if (g.o == 1 && k3) {
+        forward_direct_rows<T, Act, 1, kSingleNV, 3>(x, w, b, y, g);
+      } else if (g.o == 1) {
+        forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
+      } else if (k3) {
         forward_direct_rows<T, Act, kDirectOB, kRowwiseNV, 3>(x, w, b, y, g);
       } else {
         forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
       }
-    }
-    return;
+      return;
+    case DirectKernel::ochan:
+      forward_direct_ochan<T>(x, w, b, y, g, Act);
+      return;
+    default:
+      if (g.o == 1) {
+        forward_direct<T, Act, 1, kSingleNV>(x, w, b, y, g);
+      } else {
+        forward_direct<T, Act, kDirectOB, kDirectNV>(x, w, b, y, g);
+      }
   }
-  if (g.o > 1 && ochan_preferred<T>(g)) {
-    forward_direct_ochan<T>(x, w, b, y, g, Act);
-    return;
-  }
-  if (g.o == 1) {
-    forward_direct<T, Act, 1, kSingleNV>(x, w, b, y, g);
-  } else {
-    forward_direct<T, Act, kDirectOB, kDirectNV>(x, w, b, y, g);
-  }
+}
+
+inline const char* direct_kernel_name(DirectKernel k) {
+  return k == DirectKernel::rowwise ? "direct row-wise"
+         : k == DirectKernel::ochan ? "direct channel-vector"
+                                    : "direct flat";
 }
 
 // ---------------------------------------------------------------------------- im2col + GEMM
@@ -1129,6 +1146,25 @@ void wgrad_ochan(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
   }
 }
 
+// Stride 1 with padding no wider than the kernel: grad_x is the convolution of grad_y with the
+// flipped, transposed kernel and the complementary padding (grad_x_geometry).
+inline bool grad_x_direct(const Conv2dGeometry& g) {
+  return g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 && g.pl <= g.kw - 1;
+}
+
+inline Conv2dGeometry grad_x_geometry(const Conv2dGeometry& g) {
+  Conv2dGeometry gt = g;
+  gt.c = g.o;
+  gt.h = g.ho;
+  gt.w = g.wo;
+  gt.o = g.c;
+  gt.pt = g.kh - 1 - g.pt;
+  gt.pl = g.kw - 1 - g.pl;
+  gt.ho = g.h;
+  gt.wo = g.w;
+  return gt;
+}
+
 template <typename T>
 void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                    const Conv2dGeometry& g) {
@@ -1146,8 +1182,7 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
   // border, where the reference (and col2im) add only the taps that exist.
   bool w_finite = true;
   for (int64_t e = 0; e < g.o * k && w_finite; ++e) w_finite = std::isfinite(w[e]);
-  if (gx != nullptr && w_finite && g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 &&
-      g.pl <= g.kw - 1) {
+  if (gx != nullptr && w_finite && grad_x_direct(g)) {
     const int64_t kk = g.kh * g.kw;
     T* wflip = static_cast<T*>(runtime::thread_workspace(
         runtime::WorkspaceSlot::misc, static_cast<size_t>(g.c * g.o * kk) * sizeof(T)));
@@ -1158,16 +1193,8 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
         }
       }
     }
-    Conv2dGeometry gt = g;
-    gt.c = g.o;
-    gt.h = g.ho;
-    gt.w = g.wo;
-    gt.o = g.c;
-    gt.pt = g.kh - 1 - g.pt;
-    gt.pl = g.kw - 1 - g.pl;
-    gt.ho = g.h;
-    gt.wo = g.w;
-    run_direct<T, GemmActivation::linear>(gy, wflip, static_cast<const T*>(nullptr), gx, gt);
+    run_direct<T, GemmActivation::linear>(gy, wflip, static_cast<const T*>(nullptr), gx,
+                                          grad_x_geometry(g));
     gx = nullptr;
   }
   // NOTE: grad_w never depends on need_grad_x: stride 1 always takes the direct path for it.
@@ -1266,6 +1293,20 @@ void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, 
   backward_impl(x, w, gy, grad_x, grad_w, grad_b, g);
 }
 
+template <typename T>
+std::string conv2d_kernels(const Conv2dGeometry& g) {
+  const bool stride1 = g.sh == 1 && g.sw == 1;
+  const bool direct = conv2d_choose_algorithm(g) == Conv2dAlgorithm::direct && stride1;
+  std::string s = "forward ";
+  s += direct ? direct_kernel_name(direct_kernel<T>(g)) : "im2col + GEMM";
+  s += "; grad_x ";
+  s +=
+      grad_x_direct(g) ? direct_kernel_name(direct_kernel<T>(grad_x_geometry(g))) : "GEMM + col2im";
+  s += "; grad_w ";
+  s += !stride1 ? "im2col + GEMM" : wgrad_ochan_preferred<T>(g) ? "channel-vector" : "direct";
+  return s;
+}
+
 template Conv2dAlgorithm conv2d_forward<float>(const float*, const float*, const float*, float*,
                                                const Conv2dGeometry&, GemmActivation,
                                                Conv2dAlgorithm);
@@ -1274,8 +1315,10 @@ template Conv2dAlgorithm conv2d_forward<double>(const double*, const double*, co
                                                 Conv2dAlgorithm);
 template void conv2d_backward<float>(const float*, const float*, const float*, float*, float*,
                                      float*, const Conv2dGeometry&);
-template void conv2d_backward<double>(const double*, const double*, const double*, double*,
-                                      double*, double*, const Conv2dGeometry&);
+template void conv2d_backward<double>(const double*, const double*, const double*, double*, double*,
+                                      double*, const Conv2dGeometry&);
+template std::string conv2d_kernels<float>(const Conv2dGeometry&);
+template std::string conv2d_kernels<double>(const Conv2dGeometry&);
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
@@ -48,6 +49,9 @@ enum class Conv2dAlgorithm : int { automatic = 0, direct = 1, im2col = 2 };
   template <typename T>                                                                          \
   void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, T* grad_b,     \
                        const Conv2dGeometry& g);                                                 \
+  /* The kernels the automatic choice runs for this shape (forward, grad_x, grad_w), as text. */ \
+  template <typename T>                                                                          \
+  std::string conv2d_kernels(const Conv2dGeometry& g);                                           \
   }
 
 NNFAST_FOR_EACH_ISA(NNFAST_DECLARE_CONV2D)
@@ -70,6 +74,11 @@ template <typename T>
 void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, T* grad_b,
                      const Conv2dGeometry& g) {
   NNFAST_DISPATCH(conv2d_backward<T>, x, w, gy, grad_x, grad_w, grad_b, g);
+}
+
+template <typename T>
+std::string conv2d_kernels(const Conv2dGeometry& g) {
+  NNFAST_DISPATCH(conv2d_kernels<T>, g);
 }
 
 }  // namespace nnfast
