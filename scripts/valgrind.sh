@@ -5,12 +5,14 @@
 #
 #   scripts/valgrind.sh                     # the default subset
 #   scripts/valgrind.sh tests/test_relu.py  # or any pytest arguments
+#   VALGRIND_LEAKS=1 scripts/valgrind.sh     # also count definite leaks (as errors)
 #
 # Exits non-zero on any memcheck error (invalid read/write, use of uninitialised values in a
 # branch, bad free). PYTHONMALLOC=malloc routes CPython's small objects through malloc, so
 # memcheck sees them instead of reporting pymalloc's arena tricks; the remaining CPython/NumPy
-# noise is in scripts/valgrind-python.supp. Leak checking is off: the interpreter keeps
-# module-level allocations until exit by design.
+# noise is in scripts/valgrind-python.supp. Leak checking is off by default: the interpreter
+# keeps module-level allocations until exit by design ("still reachable", "possibly lost");
+# VALGRIND_LEAKS=1 reports "definitely lost" blocks (nothing points to them any more) as errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -20,7 +22,11 @@ if [[ $# -eq 0 ]]; then
 fi
 start=$(date +%s)
 export PYTHONMALLOC=malloc NNFAST_NUM_THREADS=${NNFAST_NUM_THREADS:-2}
-valgrind --tool=memcheck --error-exitcode=99 --leak-check=no --num-callers=40 \
+leaks=(--leak-check=no)
+if [[ -n "${VALGRIND_LEAKS:-}" ]]; then
+  leaks=(--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite)
+fi
+valgrind --tool=memcheck --error-exitcode=99 "${leaks[@]}" --num-callers=40 \
   --suppressions=scripts/valgrind-python.supp --gen-suppressions=${VALGRIND_GEN_SUPP:-no} \
   "$PY" -m pytest -q -p no:cacheprovider -x "$@"
 echo "[valgrind] clean: no memcheck error ($(($(date +%s) - start)) s)"
