@@ -322,7 +322,7 @@ def test_max_pool2d_backward_out_is_zeroed_and_reused(dtype, isa, rng):
         assert _same_bits(out, want)
 
 
-@pytest.mark.parametrize("forged", [10**6, -1, 0])
+@pytest.mark.parametrize("forged", [10**6, -1, 0, 64, -(2**63), 2**63 - 1])
 def test_max_pool2d_backward_invalid_index_leaves_out_unwritten(forged, rng):
     x = _pool_input(np.float64, rng, (2, 3, 8, 8))
     y, idx = nf.max_pool2d(x, 2, return_indices=True)
@@ -333,3 +333,10 @@ def test_max_pool2d_backward_invalid_index_leaves_out_unwritten(forged, rng):
     with pytest.raises(ValueError, match=rf"^max_pool2d_backward: indices\[1, 2, 3, 3\] = .*{msg}"):
         nf.max_pool2d_backward(np.ones_like(y), idx, x.shape, pool_size=2, out=out)
     assert np.all(out == 7.0)
+
+
+def test_max_pool2d_backward_empty_plane_has_no_valid_index():
+    out = np.full((1, 1, 0, 5), 7.0)
+    with pytest.raises(ValueError, match=r"is not a position in the 0x5 input plane"):
+        nf.max_pool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), (1, 1, 0, 5),
+                               out=out)  # fmt: skip

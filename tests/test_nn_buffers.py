@@ -155,3 +155,13 @@ def test_layer_gradients_and_outputs_are_reused_buffers(rng):
     before = ids()
     step()
     assert ids() == before
+
+
+def test_buffers_are_bounded_over_many_batch_sizes(rng):
+    model = _cnn(hw=12, c1=2, c2=2)
+    x = _images(300, 12, rng)
+    want = model.predict_proba(x)
+    for n in range(1, 120):  # 119 different sizes
+        np.testing.assert_allclose(model.predict_proba(x[:n]), want[:n], rtol=1e-5, atol=1e-7)
+    assert all(len(layer._buffers) <= nn._MAX_BUFFERS for layer in model.layers)
+    assert len(model._xbuf) <= nn._MAX_BUFFERS

@@ -225,6 +225,14 @@ std::string conv2d_algorithm(py::handle x_obj, py::handle w_obj, py::handle stri
   return algorithm_name(conv2d_choose_algorithm(call.g));
 }
 
+std::string conv2d_kernels_text(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
+                                py::handle padding_obj) {
+  const ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, "_conv2d_kernels");
+  std::string text;
+  dispatch_float(call.x, [&](auto t) { text = conv2d_kernels<decltype(t)>(call.g); });
+  return text;
+}
+
 }  // namespace
 
 NNFAST_REGISTER_FAMILY(conv2d) {
@@ -240,6 +248,10 @@ NNFAST_REGISTER_FAMILY(conv2d) {
   m.def("_conv2d_algorithm", &conv2d_algorithm, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
         py::arg("padding") = 0, "The forward algorithm the automatic choice picks: 'direct' or "
         "'im2col'.");
+  m.def("_conv2d_kernels", &conv2d_kernels_text, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
+        py::arg("padding") = 0,
+        "The kernels the automatic choice runs for this shape and dtype on the active ISA "
+        "(forward, grad_x, grad_w), as text for benchmark notes.");
 }
 
 }  // namespace bind

@@ -77,6 +77,19 @@ py::object max_pool2d(py::handle x_obj, py::handle pool_obj, py::handle stride_o
 // window), or -1: the kernel's check, done before anything is written.
 int64_t first_invalid_index(const int64_t* idx, const Pool2dGeometry& g, bool check_window) {
   const int64_t plane = g.h * g.w;
+  const int64_t count = g.planes * g.ho * g.wo;
+  if (!check_window) {
+    // The common case (indices from max_pool2d itself) in one pass of plain integer ops the
+    // compiler vectorises: v is in [0, plane) iff neither v nor plane - 1 - v (unsigned, so
+    // wrapping) has its top bit set.
+    const uint64_t last = static_cast<uint64_t>(plane) - 1;
+    uint64_t acc = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const uint64_t v = static_cast<uint64_t>(idx[i]);
+      acc |= v | (last - v);
+    }
+    if (!(acc >> 63)) return -1;
+  }
   int64_t pos = 0;
   for (int64_t p = 0; p < g.planes; ++p) {
     for (int64_t oy = 0; oy < g.ho; ++oy) {

@@ -2,7 +2,8 @@
 //
 // Loop nest (Goto/BLIS): for each NC-wide column block of C, for each KC-deep slice of K, pack
 // op(B)[KC x NC] into NR-wide micro-panels; for each MC-tall row block, pack op(A)[MC x KC] into
-// MR-tall micro-panels; then for each NR x MR tile run the micro-kernel, which keeps the whole
+// MR-tall micro-panels; then for each A micro-panel (held in L1), for each B micro-panel
+// (streamed from L2) run the micro-kernel on that MR x NR tile of C, which keeps the whole
 // MR x NR tile of C in registers for the KC-long dot products and stores it once through the
 // epilogue (alpha, beta, bias, activation). Packing zero-pads partial panels, so the micro-kernel
 // never has a scalar tail; partial tiles are stored with masked/partial vector stores.
@@ -28,11 +29,13 @@ namespace {
 
 // Register tile and cache blocking per ISA and type. MR rows x NRV vectors of C live in
 // registers: AVX-512 has 32 registers (24 accumulators + 2 B vectors + broadcasts), AVX2/SSE 16
-// (12 accumulators). On Zen 4 one 512-bit (or two 256-bit) FMA issue per cycle needs only
-// ~14 bytes/cycle of A and B, which L2 supplies easily, so K slices are deep (KC up to 1024 f32:
-// C is re-read once per slice, so fewer slices is better; measured 1-3% over KC = 384-512). The
-// packed MC x KC A block is capped at ~384 KiB of the 1 MiB L2 (max_block_rows); the KC x NC B
-// block lives in L2/L3 and each KC x NR micro-panel of it is reused by every row block.
+// (12 accumulators). Loop order (gemm_part): one packed KC x MR micro-panel of A stays in L1
+// (12 x 512 f32 = 24 KiB of 48 KiB) while every KC x NR micro-panel of the packed KC x NC block
+// of B streams past it from L2 (512 x 768 f32 = 1.5 MiB of the 2 MiB L2 on the Xeon these were
+// measured on). Measured single-thread against the FMA probe, under load: 1024^3 and 2048^3
+// 64-70 % -> 71-74 % of peak, against the B-micro-panel-in-L1 order with KC = 1024, NC = 3072
+// (its 128 KiB micro-panel overflowed L1 and its B block L2). KC = 384 with NC = 1024 measured
+// the same; KC = 256 lost 5-10 % (C re-read per slice, short micro-kernel runs).
 template <typename T>
 struct Blocking;
 
@@ -40,23 +43,23 @@ struct Blocking;
 template <>
 struct Blocking<float> {
   static constexpr int MR = 12, NRV = 2;
-  static constexpr int64_t KC = 1024, MC = 240, NC = 3072;
+  static constexpr int64_t KC = 512, MC = 240, NC = 768;
 };
 template <>
 struct Blocking<double> {
   static constexpr int MR = 12, NRV = 2;
-  static constexpr int64_t KC = 512, MC = 192, NC = 2048;
+  static constexpr int64_t KC = 256, MC = 192, NC = 768;
 };
 #elif defined(NNFAST_SIMD_AVX2) || defined(NNFAST_SIMD_SSE)
 template <>
 struct Blocking<float> {
   static constexpr int MR = 6, NRV = 2;
-  static constexpr int64_t KC = 1024, MC = 192, NC = 3072;
+  static constexpr int64_t KC = 512, MC = 192, NC = 1536;
 };
 template <>
 struct Blocking<double> {
   static constexpr int MR = 6, NRV = 2;
-  static constexpr int64_t KC = 512, MC = 192, NC = 2048;
+  static constexpr int64_t KC = 256, MC = 192, NC = 1536;
 };
 #else
 template <typename T>
@@ -71,8 +74,8 @@ struct Blocking {
 template <typename T>
 constexpr int kRowStep = Blocking<T>::MR / 3;
 
-// The packed A block (MC x KC) should take about this much of the 1 MiB L2, leaving room for
-// the B micro-panel streaming past it and for C.
+// The packed A block (MC x KC) streams through L2 one L1-resident micro-panel at a time; this
+// bound keeps it from evicting much of the B block there.
 constexpr int64_t kABlockBytes = 384 * 1024;
 
 // Rows per packed A block for K slices of depth kc: MC, or fewer when the slice is deep.
@@ -106,39 +109,6 @@ struct Problem {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row micro-panels, each kc x MR (k-major), zero-padded rows.
-template <typename T>
-void pack_a_block(const Problem<T>& P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* ap) {
-  constexpr int MR = Blocking<T>::MR;
-  for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int64_t mr = std::min<int64_t>(MR, mc - ir);
-    T* dst = ap + ir * kc;
-    if (!P.trans_a) {
-      const T* src = P.a + (i0 + ir) * P.lda + p0;
-      const int64_t lda = P.lda;
-      if (mr == MR) {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int r = 0; r < MR; ++r) dst[p * MR + r] = src[r * lda + p];
-        }
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? src[r * lda + p] : T(0);
-        }
-      }
-    } else {
-      const T* src = P.a + p0 * P.lda + i0 + ir;
-      if (mr == MR) {
-        for (int64_t p = 0; p < kc; ++p) std::memcpy(dst + p * MR, src + p * P.lda, MR * sizeof(T));
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          std::memcpy(dst + p * MR, src + p * P.lda, static_cast<size_t>(mr) * sizeof(T));
-          for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
-        }
-      }
-    }
-  }
-}
 
 #if defined(NNFAST_SIMD_AVX512) || defined(NNFAST_SIMD_AVX2)
 // dst[i * ldd + j] = src[j * lds + i] for an 8 x 8 float block (AVX unpack/shuffle/permute).
@@ -176,10 +146,66 @@ inline void transpose_block(const T* src, int64_t lds, int64_t rows, int64_t col
         for (int64_t cc = c; cc < c + 8; ++cc) dst[p * ldd + cc] = src[cc * lds + p];
       }
     }
+    for (; c + 4 <= rows; c += 4) {
+      int64_t p = 0;
+      for (; p + 4 <= cols; p += 4) {
+        const float* s0 = src + c * lds + p;
+        __m128 r0 = _mm_loadu_ps(s0), r1 = _mm_loadu_ps(s0 + lds);
+        __m128 r2 = _mm_loadu_ps(s0 + 2 * lds), r3 = _mm_loadu_ps(s0 + 3 * lds);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + p * ldd + c, r0);
+        _mm_storeu_ps(dst + (p + 1) * ldd + c, r1);
+        _mm_storeu_ps(dst + (p + 2) * ldd + c, r2);
+        _mm_storeu_ps(dst + (p + 3) * ldd + c, r3);
+      }
+      for (; p < cols; ++p) {
+        for (int64_t cc = c; cc < c + 4; ++cc) dst[p * ldd + cc] = src[cc * lds + p];
+      }
+    }
   }
 #endif
   for (; c < rows; ++c) {
     for (int64_t p = 0; p < cols; ++p) dst[p * ldd + c] = src[c * lds + p];
+  }
+}
+
+// Rows of op(A) / op(B) along K copied per sweep over the panels when the source's panel slice
+// is strided (one cache line or less per source row): a sweep reads each source row in order, so
+// the hardware prefetchers follow it, where one panel at a time would touch a new page per row.
+constexpr int64_t kPackSweep = 16;
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> MR-row micro-panels, each kc x MR (k-major), zero-padded rows.
+template <typename T>
+void pack_a_block(const Problem<T>& P, int64_t i0, int64_t mc, int64_t p0, int64_t kc, T* ap) {
+  constexpr int MR = Blocking<T>::MR;
+  if (!P.trans_a) {
+    // Each panel's MR rows of A are contiguous along k: transposed in place into the panel.
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int64_t mr = std::min<int64_t>(MR, mc - ir);
+      T* dst = ap + ir * kc;
+      transpose_block(P.a + (i0 + ir) * P.lda + p0, P.lda, mr, kc, dst, MR);
+      for (int64_t p = 0; mr < MR && p < kc; ++p) {
+        for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
+      }
+    }
+    return;
+  }
+  // A is stored k x m: row p of A holds op(A)[:, p], MR contiguous elements per panel.
+  for (int64_t q = 0; q < kc; q += kPackSweep) {
+    const int64_t qn = std::min(kPackSweep, kc - q);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int64_t mr = std::min<int64_t>(MR, mc - ir);
+      const T* src = P.a + (p0 + q) * P.lda + i0 + ir;
+      T* dst = ap + ir * kc + q * MR;
+      if (mr == MR) {
+        for (int64_t p = 0; p < qn; ++p) std::memcpy(dst + p * MR, src + p * P.lda, MR * sizeof(T));
+      } else {
+        for (int64_t p = 0; p < qn; ++p) {
+          std::memcpy(dst + p * MR, src + p * P.lda, static_cast<size_t>(mr) * sizeof(T));
+          for (int64_t r = mr; r < MR; ++r) dst[p * MR + r] = T(0);
+        }
+      }
+    }
   }
 }
 
@@ -190,41 +216,59 @@ void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64
   constexpr int W = S::width;
   constexpr int NRV = Blocking<T>::NRV;
   constexpr int NR = NRV * W;
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    const int64_t nr = std::min<int64_t>(NR, nc - jr);
-    T* dst = bp + jr * kc;
-    if (!P.trans_b) {
-      const T* src = P.b + p0 * P.ldb + j0 + jr;
-      if (nr == NR) {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int v = 0; v < NRV; ++v)
-            S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
-        }
-      } else {
-        for (int64_t p = 0; p < kc; ++p) {
-          for (int v = 0; v < NRV; ++v) {
-            const int64_t lanes = nr - v * W;
-            const auto x = lanes >= W  ? S::loadu(src + p * P.ldb + v * W)
-                           : lanes > 0 ? S::load_partial(src + p * P.ldb + v * W, lanes)
-                                       : S::zero();
-            S::storeu(dst + p * NR + v * W, x);
+  if (!P.trans_b) {
+    for (int64_t q = 0; q < kc; q += kPackSweep) {
+      const int64_t qn = std::min(kPackSweep, kc - q);
+      for (int64_t jr = 0; jr < nc; jr += NR) {
+        const int64_t nr = std::min<int64_t>(NR, nc - jr);
+        const T* src = P.b + (p0 + q) * P.ldb + j0 + jr;
+        T* dst = bp + jr * kc + q * NR;
+        if (nr == NR) {
+          for (int64_t p = 0; p < qn; ++p) {
+            for (int v = 0; v < NRV; ++v)
+              S::storeu(dst + p * NR + v * W, S::loadu(src + p * P.ldb + v * W));
+          }
+        } else {
+          for (int64_t p = 0; p < qn; ++p) {
+            for (int v = 0; v < NRV; ++v) {
+              const int64_t lanes = nr - v * W;
+              const auto x = lanes >= W  ? S::loadu(src + p * P.ldb + v * W)
+                             : lanes > 0 ? S::load_partial(src + p * P.ldb + v * W, lanes)
+                                         : S::zero();
+              S::storeu(dst + p * NR + v * W, x);
+            }
           }
         }
       }
-    } else {
-      // B is stored n x k: each of the nr rows of B is contiguous along k. Transposed in
-      // 16-deep slices so the slice of the panel being written stays in L1.
-      const T* src = P.b + (j0 + jr) * P.ldb + p0;
-      constexpr int64_t kSlice = 16;
-      for (int64_t q = 0; q < kc; q += kSlice) {
-        const int64_t qn = std::min(kSlice, kc - q);
-        transpose_block(src + q, P.ldb, nr, qn, dst + q * NR, NR);
-        for (int64_t c = nr; c < NR; ++c) {
-          for (int64_t p = 0; p < qn; ++p) dst[(q + p) * NR + c] = T(0);
-        }
+    }
+    return;
+  }
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t nr = std::min<int64_t>(NR, nc - jr);
+    T* dst = bp + jr * kc;
+    // B is stored n x k: each of the nr rows of B is contiguous along k. Transposed in 16-deep
+    // slices so the slice of the panel being written stays in L1.
+    const T* src = P.b + (j0 + jr) * P.ldb + p0;
+    constexpr int64_t kSlice = 16;
+    for (int64_t q = 0; q < kc; q += kSlice) {
+      const int64_t qn = std::min(kSlice, kc - q);
+      transpose_block(src + q, P.ldb, nr, qn, dst + q * NR, NR);
+      for (int64_t c = nr; c < NR; ++c) {
+        for (int64_t p = 0; p < qn; ++p) dst[(q + p) * NR + c] = T(0);
       }
     }
   }
+}
+
+// K steps ahead that the micro-kernel prefetches its packed panels (a hint: never faults).
+constexpr int64_t kPrefetchSteps = 24;
+
+inline void prefetch_l1(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
 }
 
 // Finishes one register of C (lanes valid lanes at c): alpha, beta, bias, activation, store.
@@ -270,6 +314,11 @@ void micro_tile(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c
     for (int v = 0; v < NRVk; ++v) acc[i][v] = S::zero();
   }
   for (int64_t p = 0; p < kc; ++p) {
+    // NOTE: the hardware prefetchers alone leave the B micro-panel (up to 128 KiB, beyond L1)
+    // short of L1 at the top of each step; fetching kPrefetchSteps ahead measured +3-5 %.
+    prefetch_l1(bp + kPrefetchSteps * NR);
+    if (NRVk * W * sizeof(T) > 64) prefetch_l1(bp + kPrefetchSteps * NR + 64 / sizeof(T));
+    prefetch_l1(ap + kPrefetchSteps * MR);
     Reg bv[NRVk];
 #pragma GCC unroll 8
     for (int v = 0; v < NRVk; ++v) bv[v] = S::loadu(bp + v * W);
@@ -343,12 +392,12 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
         pack_a_block(P, ic, mc, pc, kc, ap);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t nr = std::min<int64_t>(NR, nc - jr);
-          const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+          const int64_t mr = std::min<int64_t>(MR, mc - ir);
+          const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int64_t nr = std::min<int64_t>(NR, nc - jr);
+            const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
             run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
                              P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
           }

@@ -215,6 +215,12 @@ def _conv2d_algorithm(
 ) -> str:
     """The forward algorithm the automatic choice picks: "direct" or "im2col"."""
 
+def _conv2d_kernels(
+    x: FloatArray, w: FloatArray, stride: IntOrPair = 1, padding: IntOrPair | str = 0
+) -> str:
+    """The kernels the automatic choice runs for this shape and dtype on the active ISA
+    (forward, grad_x, grad_w), as text for benchmark notes."""
+
 def max_pool2d(
     x: FloatArray,
     pool_size: IntOrPair = 2,

@@ -392,7 +392,7 @@ def _rows_conv() -> None:
 
     peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
     for n, c, hw, o, k, pad in [(64, 1, 28, 32, 3, 1), (64, 32, 14, 64, 3, 1)]:
-        algo = _core_algorithm(n, c, hw, o, k, pad)
+        kernels = _core_kernels(n, c, hw, o, k, pad)
         flops = 2.0 * n * o * hw * hw * c * k * k
         shape = f"{n}x{c}x{hw}x{hw} * {o}x{c}x{k}x{k} pad {pad} f32"
         ROWS.append(
@@ -401,7 +401,7 @@ def _rows_conv() -> None:
                 "conv2d",
                 conv_setup(n, c, hw, o, k, pad, False),
                 flops=flops,
-                notes=f"{algo}; {peak}",
+                notes=f"{kernels.split(';')[0]}; {peak}",
             )
         )
         ROWS.append(
@@ -410,7 +410,7 @@ def _rows_conv() -> None:
                 "conv2d",
                 conv_setup(n, c, hw, o, k, pad, True),
                 flops=3 * flops,
-                notes=f"{algo} forward, im2col + GEMM backward (grad_x, grad_w, grad_b)",
+                notes=kernels,
             )
         )
 
@@ -435,16 +435,16 @@ def _rows_conv() -> None:
             "conv2d",
             tutorial_setup,
             flops=2.0 * 26 * 26 * 9,
-            notes="direct; NumPy column is the tutorial's own Python loops",
+            notes="direct row-wise; NumPy column is the tutorial's own Python loops",
         )
     )
 
 
-def _core_algorithm(n: int, c: int, hw: int, o: int, k: int, pad: int) -> str:
+def _core_kernels(n: int, c: int, hw: int, o: int, k: int, pad: int) -> str:
     from . import _core
 
     x = np.zeros((n, c, hw, hw), np.float32)
-    return _core._conv2d_algorithm(x, np.zeros((o, c, k, k), np.float32), 1, pad)
+    return _core._conv2d_kernels(x, np.zeros((o, c, k, k), np.float32), 1, pad)
 
 
 _rows_conv()

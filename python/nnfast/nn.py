@@ -63,6 +63,9 @@ __all__ = [
 ]
 
 _ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+# Buffers a layer (or the batch gatherer) keeps before starting afresh: a layer uses at most about
+# six per batch size, so a training run's two sizes and a few prediction sizes fit.
+_MAX_BUFFERS = 64
 
 
 def _pair(v: Any, name: str, cls: str) -> tuple[int, int]:
@@ -134,6 +137,10 @@ class Layer:
         key = (name, shape)
         buf = self._buffers.get(key)
         if buf is None or buf.dtype != dtype:
+            if len(self._buffers) >= _MAX_BUFFERS:
+                # NOTE: a cache, not an arena: calls on many different batch sizes (predict on
+                # arrays of every length) start it afresh instead of growing it without bound.
+                self._buffers.clear()
             buf = np.empty(shape, dtype=dtype)
             self._buffers[key] = buf
         return buf
@@ -795,6 +802,8 @@ class Sequential:
         n = idx.shape[0]
         buf = self._xbuf.get((name, n))
         if buf is None or buf.dtype != X.dtype or buf.shape[1:] != X.shape[1:]:
+            if len(self._xbuf) >= _MAX_BUFFERS:
+                self._xbuf.clear()
             buf = np.empty((n, *X.shape[1:]), dtype=X.dtype)
             self._xbuf[(name, n)] = buf
         # NOTE: mode="clip" (idx is a permutation slice, always in range): the default "raise"
