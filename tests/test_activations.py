@@ -244,6 +244,55 @@ def test_softmax_shapes_layouts_out_inplace(rng):
     np.testing.assert_array_equal(nf.softmax(z, np.int64(1)), nf.softmax(z, 1))
 
 
+# Row maxima reaching each way softmax shifts a row (see vmath::row_softmax_exp): below 0 (shift
+# by the max, split exactly), in [0, ~80] (no shift), above it, and beyond +-16384 (plain
+# difference); row lengths around the vector widths.
+SOFTMAX_OFFSETS = [-3e4, -1e4, -100.0, -7.5, -1e-3, 0.0, 2.5, 60.0, 90.0, 700.0, 1e4, 3e4]
+SOFTMAX_LENGTHS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_every_shift_path_on_every_isa(isa, dtype, rng):
+    for n in SOFTMAX_LENGTHS:
+        z = rng.standard_normal((len(SOFTMAX_OFFSETS), n)) * 8
+        z += np.array(SOFTMAX_OFFSETS)[:, None]
+        z[:, 0] = np.array(SOFTMAX_OFFSETS)  # the offset itself, exactly, in every row
+        z = z.astype(dtype)
+        y = nf.softmax(z)
+        np.testing.assert_allclose(y, _softmax_ref(z, -1), **_sm_tol(z))
+        np.testing.assert_allclose(y.sum(axis=1), 1, rtol=8 * np.finfo(dtype).eps)
+        inplace = z.copy()
+        nf.softmax(inplace, out=inplace)
+        np.testing.assert_array_equal(inplace, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_one_hot_rows_are_exact(isa, dtype):
+    # One element, or one whose exp the others cannot move: exactly 1 there, as in NumPy.
+    for v in [-1e5, -3.7, -1e-3, 0.0, 1e-3, 3.7, 50.0, 85.0, 1e5]:
+        np.testing.assert_array_equal(nf.softmax(np.array([[v]], dtype)), [[1]])
+    gap = 20.0 if dtype == np.float32 else 40.0
+    for v in [-50.0, -0.3, 0.0, 0.3, 30.0, 200.0]:
+        z = np.array([[v, v - gap], [v - gap - 1, v]], dtype)
+        y = nf.softmax(z)
+        assert y[0, 0] == 1 and y[1, 1] == 1
+        np.testing.assert_allclose([y[0, 1], y[1, 0]], np.exp([-gap, -gap - 1]), rtol=4e-6)
+        inplace = z.copy()
+        np.testing.assert_array_equal(nf.softmax(inplace, out=inplace), y)
+
+
+def test_softmax_many_short_rows_bit_identical_across_thread_counts(rng):
+    # Rows are handed out to threads as they free up: any split gives the same bits.
+    z = (rng.standard_normal((20_000, 7)) * 4 + rng.standard_normal((20_000, 1)) * 30).astype(
+        np.float32
+    )
+    with with_num_threads(1):
+        want = nf.softmax(z)
+    for t in THREAD_COUNTS:
+        with with_num_threads(t):
+            np.testing.assert_array_equal(nf.softmax(z), want)
+
+
 def test_softmax_bit_identical_across_thread_counts(rng):
     for shape, axis in [((300, 1000), -1), ((50, 40, 200), 1), ((1, 3000, 17), 1)]:
         z = rng.standard_normal(shape).astype(np.float32)

@@ -14,7 +14,7 @@ import nnfast as nf
 import numpy as np
 import pytest
 from fuzz import specs
-from fuzz.specs import Choice, Flag, Int
+from fuzz.specs import Choice, Flag, Int, Real
 
 SPECS = specs.present(nf)
 IDS = [s.name for s in SPECS]
@@ -107,13 +107,28 @@ BAD_TYPES = {
     ),
 }
 
+# A binding called directly (strict specs) converts nothing: its own messages.
+_NOT_ARRAY = "{fn}: {arg} must be a float32 or float64 numpy.ndarray, got "
+_NOT_FLOAT = "{fn}: {arg} must have dtype float32 or float64, got "
+BAD_TYPES_STRICT = {
+    "str": (TypeError, _NOT_ARRAY + "str"),
+    "bytes": (TypeError, _NOT_ARRAY + "bytes"),
+    "None": (TypeError, _NOT_ARRAY + "NoneType"),
+    "list_of_str": (TypeError, _NOT_ARRAY + "list"),
+    "object_array": (TypeError, _NOT_FLOAT + "object"),
+    "complex_array": (TypeError, _NOT_FLOAT + "complex128"),
+    "longdouble_array": (TypeError, _NOT_FLOAT + "float(96|128)"),
+    "datetime_array": (TypeError, _NOT_FLOAT + r"datetime64\[D\]"),
+    "ragged_list": (TypeError, _NOT_ARRAY + "list"),
+    "masked_array": BAD_TYPES["masked_array"][1:],
+}
+
 TYPE_CASES = [
     (s, arg, kind)
     for s in SPECS
-    for arg, a in s.arrays.items()
-    if a.kind == "float"
+    for arg in s.float_arrays
     for kind in BAD_TYPES
-    if not (kind == "None" and a.optional)
+    if not (kind == "None" and s.args[arg].optional)
 ]
 
 
@@ -134,8 +149,37 @@ def test_wrong_type(spec, arg, kind, rng):
     elif value == "masked":
         value = np.ma.array(kw[arg], mask=np.ones(kw[arg].shape, bool))
     kw[arg] = value
+    if spec.strict:
+        exc, msg = BAD_TYPES_STRICT[kind]
+    snap = snapshot(kw)
     with pytest.raises(exc, match="^" + msg.format(fn=spec.name, arg=arg) + "$"):
         specs.call(nf, spec, kw)
+    assert_unchanged(kw, snap)
+
+
+INT_ARRAY_CASES = [
+    (s, arg) for s in SPECS for arg, a in s.arrays.items() if a.kind in ("labels", "indices")
+]
+
+
+@pytest.mark.parametrize(
+    "spec, arg", INT_ARRAY_CASES, ids=[f"{s.name}-{a}" for s, a in INT_ARRAY_CASES]
+)
+@pytest.mark.parametrize("mask", ["none", "some", "all"])
+def test_masked_integer_arrays_are_rejected(spec, arg, mask, rng):
+    # Labels and pooling indices too: the kernels would use the masked entries' data.
+    kw = specs.valid_kwargs(spec, rng)
+    m = np.zeros(kw[arg].shape, bool)
+    if mask == "all":
+        m[...] = True
+    elif mask == "some" and m.size:
+        m.reshape(-1)[0] = True
+    kw[arg] = np.ma.array(kw[arg], mask=m)
+    snap = snapshot(kw)
+    msg = BAD_TYPES["masked_array"][2].format(fn=spec.name, arg=arg)
+    with pytest.raises(TypeError, match="^" + msg + "$"):
+        specs.call(nf, spec, kw)
+    assert_unchanged(kw, snap)
 
 
 # ----------------------------------------------------------------------------- wrong ndim
@@ -187,6 +231,27 @@ def test_pairwise_shape_mismatch(spec, sym, arg, rng):
     msg = str(info.value)
     assert msg.startswith(f"{spec.name}: "), msg
     assert re.search(r"\b(" + "|".join(users) + r")\b", msg), msg
+
+
+ELEMENTWISE_CASES = [
+    (s, arg) for s in SPECS for arg in [n for n in s.float_arrays if s.args[n].dims is None][1:]
+]
+
+
+@pytest.mark.parametrize(
+    "spec, arg", ELEMENTWISE_CASES, ids=[f"{s.name}-{a}" for s, a in ELEMENTWISE_CASES]
+)
+@pytest.mark.parametrize("shape", [(3, 5), (4, 3), (3, 4, 1), (12,), ()])
+def test_elementwise_shape_mismatch(spec, arg, shape, rng):
+    # Element-wise arrays must all have the first one's shape (3, 4): no broadcasting.
+    kw = specs.valid_kwargs(spec, rng, elementwise_shape=(3, 4))
+    first = next(n for n in spec.float_arrays if spec.args[n].dims is None)
+    kw[arg] = specs.make_array(spec.args[arg], shape, np.float64, rng, {})
+    snap = snapshot(kw)
+    msg = rf"^{spec.name}: {arg} must have the shape of {first} \(3, 4\), got {esc(shape)}$"
+    with pytest.raises(ValueError, match=msg):
+        specs.call(nf, spec, kw)
+    assert_unchanged(kw, snap)
 
 
 # ----------------------------------------------------------------------------- empty dims
@@ -281,6 +346,65 @@ def test_bad_integers(spec, arg, bad, rng):
     kw[arg] = value
     with pytest.raises(exc, match=msg):
         specs.call(nf, spec, kw)
+
+
+REAL_BAD = ["str", None, True, "np_bool", 1j, "array1", "list", "nan", "inf", "-inf", "huge_int",
+            "below", "above"]  # fmt: skip
+REAL_CASES = [
+    (s, arg, bad)
+    for s in SPECS
+    for arg, a in s.args.items()
+    if isinstance(a, Real)
+    for bad in REAL_BAD
+    if (bad != "below" or a.lo > -np.inf) and (bad != "above" or a.hi < np.inf)
+]
+
+
+@pytest.mark.parametrize(
+    "spec, arg, bad", REAL_CASES, ids=[f"{s.name}-{a}-{b!r}" for s, a, b in REAL_CASES]
+)
+def test_bad_reals(spec, arg, bad, rng):
+    a = spec.args[arg]
+    kw = specs.valid_kwargs(spec, rng)
+    fn = spec.name
+    type_error = rf"^{fn}: {arg} must be a real number, got "
+    value_error = rf"^{fn}: {arg} must be "
+    cases = {
+        "str": ("0.1", TypeError, type_error + "str$"),
+        None: (None, TypeError, type_error + "NoneType$"),
+        True: (True, TypeError, type_error + "bool$"),
+        "np_bool": (np.True_, TypeError, type_error + "(numpy.)?bool_?$"),
+        1j: (1j, TypeError, type_error + "complex$"),
+        "array1": (np.array([0.1]), TypeError, type_error + r"a float64 array of shape \(1,\)$"),
+        "list": ([0.1], TypeError, type_error + "list$"),
+        "nan": (np.nan, ValueError, value_error + "finite.*, got nan$"),
+        "inf": (np.inf, ValueError, value_error + "finite.*, got inf$"),
+        "-inf": (-np.inf, ValueError, value_error + "finite.*, got -inf$"),
+        "huge_int": (10**400, ValueError, value_error + "finite.*, got 1000+$"),
+        "below": (a.lo - 0.5, ValueError, value_error + rf".*, got {a.lo - 0.5}$"),
+        "above": (a.hi + (0.0 if a.hi_open else 0.5), ValueError, value_error + ".*, got "),
+    }
+    value, exc, msg = cases[bad]
+    kw[arg] = value
+    snap = snapshot(kw)
+    with pytest.raises(exc, match=msg):
+        specs.call(nf, spec, kw)
+    assert_unchanged(kw, snap)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [s for s in SPECS if any(isinstance(a, Real) for a in s.args.values())],
+    ids=lambda s: s.name,
+)
+@pytest.mark.parametrize("form", ["int", "np_float32", "np_float64", "np_int64", "0d_array"])
+def test_real_options_accept_every_number_type(spec, form, rng):
+    kw = specs.valid_kwargs(spec, rng)
+    name = next(n for n, a in spec.args.items() if isinstance(a, Real))
+    value = {"int": 0, "np_float32": np.float32(0.5), "np_float64": np.float64(0.5),
+             "np_int64": np.int64(0), "0d_array": np.array(0.5)}[form]  # fmt: skip
+    kw[name] = value
+    check_result(spec, kw, specs.call(nf, spec, kw))
 
 
 FLAG_CASES = [
@@ -399,21 +523,15 @@ def _layouts(a: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+LAYOUTS = ("fortran", "strided", "negative_stride", "byteswapped", "unaligned", "readonly", "list",
+           "broadcast")  # fmt: skip
 LAYOUT_CASES = [
     (s, arg, layout)
     for s in SPECS
+    if not s.strict
     for arg, a in s.arrays.items()
     if a.kind == "float"
-    for layout in (
-        "fortran",
-        "strided",
-        "negative_stride",
-        "byteswapped",
-        "unaligned",
-        "readonly",
-        "list",
-        "broadcast",
-    )
+    for layout in LAYOUTS
 ]
 
 
@@ -436,11 +554,47 @@ def test_accepted_layouts_give_the_reference_result(spec, arg, layout, rng):
     check_result(spec, {**kw, arg: a}, got)
 
 
+STRICT_LAYOUT_CASES = [
+    (s, arg, layout) for s in SPECS if s.strict for arg in s.float_arrays for layout in LAYOUTS
+]
+
+
+@pytest.mark.parametrize(
+    "spec, arg, layout",
+    STRICT_LAYOUT_CASES,
+    ids=[f"{s.name}-{a}-{lay}" for s, a, lay in STRICT_LAYOUT_CASES],
+)
+def test_binding_refuses_layouts_it_would_have_to_copy(spec, arg, layout, rng):
+    # Called directly, a binding converts nothing (an in-place update of a copy would be lost):
+    # only a read-only input that is not updated is fine.
+    kw = specs.valid_kwargs(spec, rng)
+    a = kw[arg]
+    if layout == "broadcast":
+        kw[arg] = np.broadcast_to(a[:1], a.shape)
+    else:
+        kw[arg] = _layouts(a)[layout]
+    snap = snapshot(kw)
+    if layout == "readonly" and spec.args[arg].kind != "state":
+        check_result(spec, kw, specs.call(nf, spec, kw))
+        assert_unchanged(kw, snap)
+        return
+    with pytest.raises((TypeError, ValueError)) as info:
+        specs.call(nf, spec, kw)
+    assert str(info.value).startswith(f"{spec.name}: {arg} "), info.value
+    assert_unchanged(kw, snap)
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_mixed_dtypes_promote_to_float64(spec, rng):
     kw = specs.valid_kwargs(spec, rng, np.float32)
     first = next(iter(spec.arrays))
     kw[first] = kw[first].astype(np.float64)
+    if spec.strict:  # no promotion: every array must have the first one's dtype
+        second = spec.float_arrays[1]
+        msg = rf"^{spec.name}: {second} must have the dtype of {first} \(float64\), got float32$"
+        with pytest.raises(ValueError, match=msg):
+            specs.call(nf, spec, kw)
+        return
     check_result(spec, kw, specs.call(nf, spec, kw), np.float64)
 
 
@@ -472,6 +626,37 @@ def test_nan_and_inf_propagate_like_the_reference(spec, dtype, rng):
 
 # ----------------------------------------------------------------------------- regressions
 # Defects the fuzzer and this matrix found; each is also covered by the generic cases above.
+
+
+def test_regression_sgd_momentum_without_velocity_is_refused():
+    # The momentum was silently ignored (a plain SGD step); there is no buffer to keep it in.
+    p = np.zeros(4)
+    with pytest.raises(
+        ValueError, match=r"^sgd_step: momentum 0.9 needs a velocity array, got velocity=None$"
+    ):
+        nf._core.sgd_step(p, np.ones(4), None, 0.1, 0.9)
+    np.testing.assert_array_equal(p, 0.0)
+    nf._core.sgd_step(p, np.ones(4), None, 0.1, 0.0)
+    np.testing.assert_array_equal(p, -0.1)
+
+
+@pytest.mark.parametrize("fn", ["sgd_step", "adam_step"])
+def test_regression_optimizer_options_out_of_float32_range_are_refused(fn):
+    # lr = 1e300 converted to float (undefined behaviour in C++; inf on x86) for float32 params.
+    p, g, m, v = (np.zeros(4, np.float32) for _ in range(4))
+    args = (p, g, None, 1e300) if fn == "sgd_step" else (p, g, m, v, 1e300, 0.9, 0.999, 1e-8, 1)
+    with pytest.raises(ValueError, match=rf"^{fn}: lr must be finite in float32, got 1e\+300$"):
+        getattr(nf._core, fn)(*args)
+    np.testing.assert_array_equal(p, 0.0)
+
+
+def test_regression_adam_beta_that_rounds_to_one_in_float32_is_refused():
+    # beta2 = 1 - 1e-9 is < 1 in float64 but 1.0f in float32: v never moved off 0 and the step
+    # was lr m / eps (a silently wrong update, 1e8 times too large).
+    p, g, m, v = (np.ones(4, np.float32) for _ in range(4))
+    with pytest.raises(ValueError, match=r"^adam_step: beta2 must be in \[0, 1\) in float32, got"):
+        nf._core.adam_step(p, g, m, v, 1e-3, 0.9, 1 - 1e-9, 1e-8, 1)
+    np.testing.assert_array_equal(p, 1.0)
 
 
 def test_regression_masked_arrays_are_rejected_not_silently_unmasked():

@@ -25,6 +25,15 @@ CASES = [
     (3, 8, 10, 10, 16, 3, 3, 1, "valid"),
     (1, 2, 3, 2, 1, 3, 2, 3, 2),
     (2, 3, 5, 6, 4, 1, 2, 1, (2, 1)),  # stride 1, padding beyond the kernel: grad_x by col2im
+    # Wide layers: output channels along the vectors (forward, grad_x and grad_w), with rows split
+    # into runs of positions (17 wide), 5 or 1 positions, one or more channel blocks and a partial
+    # last block (24 of 32 lanes), tap runs of 12 and 16 input channels.
+    (1, 12, 5, 3, 32, 2, 3, 1, (1, 2)),
+    (3, 16, 6, 17, 64, 3, 3, 1, 0),
+    (2, 8, 4, 1, 24, 1, 1, 1, 0),
+    (2, 9, 9, 31, 40, 3, 3, 1, 1),
+    # Few taps, 3x3 (the row-wise kernel's unrolled taps): a partial channel block, 18-wide rows.
+    (2, 2, 9, 18, 10, 3, 3, 1, 1),
 ]
 
 
@@ -97,7 +106,7 @@ def test_conv2d_backward_matches_reference(isa, dtype, rng):
         np.testing.assert_array_equal(gb2, gb)
 
 
-@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4], CASES[8]])
+@pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4], CASES[8], CASES[12]])
 def test_conv2d_backward_finite_differences(case, rng):
     # L = sum(g * conv2d(x, w, b)); central differences in float64 for x, w and b.
     x, w, b, s, p = make(rng, case, np.float64)
@@ -386,6 +395,26 @@ def test_conv2d_algorithm_choice():
     )
     assert (
         _core._conv2d_algorithm(np.zeros((1, 1, 28, 28)), np.zeros((1, 1, 3, 3)), 2, 0) == "im2col"
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_kernel_choice(isa, dtype):
+    # The MNIST layers on every ISA: C=1 row-wise (its grad_x has one output channel, so flat);
+    # 32->64 output channels along the vectors for the forward pass and both gradients.
+    def kernels(x_shape, w_shape, stride, padding):
+        return _core._conv2d_kernels(
+            np.zeros(x_shape, dtype), np.zeros(w_shape, dtype), stride, padding
+        )
+
+    assert kernels((64, 1, 28, 28), (32, 1, 3, 3), 1, 1) == (
+        "forward direct row-wise; grad_x direct flat; grad_w direct"
+    )
+    assert kernels((64, 32, 14, 14), (64, 32, 3, 3), 1, 1) == (
+        "forward direct channel-vector; grad_x direct channel-vector; grad_w channel-vector"
+    )
+    assert kernels((2, 3, 9, 9), (4, 3, 3, 3), 2, 1) == (
+        "forward im2col + GEMM; grad_x GEMM + col2im; grad_w im2col + GEMM"
     )
 
 

@@ -176,6 +176,27 @@ def test_softmax_cross_entropy_stability_and_label_forms(rng):
     assert np.isnan(loss) and grad.shape == (0, 3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_every_shift_path_on_every_isa(isa, dtype, rng):
+    # Row maxima below 0, in [0, ~80], above, and beyond +-16384 (see vmath::row_softmax_exp).
+    offsets = np.array([-3e4, -1e4, -100.0, -7.5, 0.0, 2.5, 60.0, 90.0, 700.0, 1e4, 3e4])
+    for k in [1, 2, 7, 16, 17, 33, 1000]:
+        z = (rng.standard_normal((len(offsets), k)) * 4 + offsets[:, None]).astype(dtype)
+        y = rng.integers(0, k, len(offsets))
+        want_loss, want_grad = ref.softmax_cross_entropy(z.astype(np.float64), y)
+        loss, grad = nf.softmax_cross_entropy(z, y)
+        loss2, grad2 = nf.softmax_cross_entropy(z, np.eye(k, dtype=dtype)[y])
+        assert loss2 == loss
+        np.testing.assert_array_equal(grad2, grad)
+        if k == 1:
+            assert loss == 0 and not grad.any()
+        else:
+            assert loss == pytest.approx(want_loss, rel=1e-6 if dtype == np.float32 else 1e-13)
+        # p - 1 at the label cancels when p is near 1: allow p's own few ulps of 1 there.
+        atol = 4 * np.finfo(dtype).eps / 2 / len(offsets)
+        np.testing.assert_allclose(grad, want_grad, rtol=GRAD_TOL[dtype]["rtol"] * 4, atol=atol)
+
+
 def test_losses_bit_identical_across_thread_counts(rng):
     p, t = _probs(rng, 300_001, np.float32)
     z = rng.standard_normal((500, 300)).astype(np.float32)

@@ -1,6 +1,7 @@
 #include "bindings/common.h"
 
 #include <limits>
+#include <utility>
 
 namespace nnfast {
 namespace bind {
@@ -192,29 +193,36 @@ bool same_memory(const py::array& a, const py::array& b) {
 py::array prepare_out(py::object out, const py::dtype& dtype, const Shape& shape, const char* fn,
                       std::initializer_list<py::array> inputs,
                       std::initializer_list<py::array> inplace_ok) {
+  return prepare_named_out(std::move(out), dtype, shape, fn, "out", inputs, inplace_ok);
+}
+
+py::array prepare_named_out(py::object out, const py::dtype& dtype, const Shape& shape,
+                            const char* fn, const std::string& arg,
+                            std::initializer_list<py::array> inputs,
+                            std::initializer_list<py::array> inplace_ok) {
   if (out.is_none()) return new_array(dtype, shape, fn);
+  const std::string where = std::string(fn) + ": " + arg;
   if (!py::isinstance<py::array>(out)) {
-    throw py::type_error(std::string(fn) + ": out must be a numpy.ndarray or None, got " +
+    throw py::type_error(where + " must be a numpy.ndarray or None, got " +
                          py::str(py::type::handle_of(out).attr("__name__")).cast<std::string>());
   }
   py::array o = py::reinterpret_borrow<py::array>(out);
   if (!native_num(o.dtype(), dtype.num())) {
-    throw py::type_error(std::string(fn) + ": out must have dtype " +
-                         py::str(dtype).cast<std::string>() + ", got " + dtype_str(o));
+    throw py::type_error(where + " must have dtype " + py::str(dtype).cast<std::string>() +
+                         ", got " + dtype_str(o));
   }
   if (shape_of(o) != shape) {
-    throw py::value_error(std::string(fn) + ": out must have shape " + shape_str(shape) +
-                          ", got " + shape_str(o));
+    throw py::value_error(where + " must have shape " + shape_str(shape) + ", got " +
+                          shape_str(o));
   }
   if (!(o.flags() & py::array::c_style)) {
-    throw py::value_error(std::string(fn) + ": out must be C-contiguous");
+    throw py::value_error(where + " must be C-contiguous");
   }
   if (!o.writeable()) {
-    throw py::value_error(std::string(fn) + ": out must be writeable, got a read-only array");
+    throw py::value_error(where + " must be writeable, got a read-only array");
   }
   if (!(o.flags() & kNpyAligned)) {
-    throw py::value_error(std::string(fn) + ": out must be aligned to its dtype, got a misaligned "
-                          "array");
+    throw py::value_error(where + " must be aligned to its dtype, got a misaligned array");
   }
   for (const py::array& in : inputs) {
     if (!overlaps(o, in)) continue;
@@ -223,12 +231,55 @@ py::array prepare_out(py::object out, const py::dtype& dtype, const Shape& shape
       if (ok.is(in) && same_memory(o, in)) allowed = true;
     }
     if (!allowed) {
-      throw py::value_error(std::string(fn) +
-                            ": out must not overlap an input (only exact in-place use is "
+      throw py::value_error(where +
+                            " must not overlap an input (only exact in-place use is "
                             "supported where documented)");
     }
   }
   return o;
+}
+
+namespace {
+std::string names_str(const std::vector<const char*>& names) {
+  std::string s = "(";
+  for (size_t i = 0; i < names.size(); ++i) s += std::string(i ? ", " : "") + names[i];
+  return s + ")";
+}
+}  // namespace
+
+std::string out_entry_name(size_t i, const std::vector<const char*>& names) {
+  return "out[" + std::to_string(i) + "] (" + names[i] + ")";
+}
+
+std::vector<py::object> unpack_outs(py::object out, const char* fn,
+                                    const std::vector<const char*>& names) {
+  std::vector<py::object> entries(names.size(), py::none());
+  if (out.is_none()) return entries;
+  // NOTE: a tuple only, as NumPy's ufuncs: a list could be mistaken for array data.
+  if (!py::isinstance<py::tuple>(out)) {
+    throw py::type_error(std::string(fn) + ": out must be None or a tuple " + names_str(names) +
+                         " of numpy.ndarray or None entries, got " +
+                         py::str(py::type::handle_of(out).attr("__name__")).cast<std::string>());
+  }
+  py::tuple t = py::reinterpret_borrow<py::tuple>(out);
+  if (t.size() != names.size()) {
+    throw py::value_error(std::string(fn) + ": out must have " + std::to_string(names.size()) +
+                          " entries " + names_str(names) + ", got " + std::to_string(t.size()));
+  }
+  for (size_t i = 0; i < names.size(); ++i) entries[i] = t[i];
+  return entries;
+}
+
+void require_disjoint_outs(const std::vector<py::array>& outs, const std::vector<bool>& given,
+                           const char* fn, const std::vector<const char*>& names) {
+  for (size_t i = 0; i < outs.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (given[i] && given[j] && overlaps(outs[i], outs[j])) {
+        throw py::value_error(std::string(fn) + ": " + out_entry_name(i, names) +
+                              " must not overlap " + out_entry_name(j, names));
+      }
+    }
+  }
 }
 
 }  // namespace bind

@@ -71,6 +71,26 @@ py::array prepare_out(py::object out, const py::dtype& dtype, const Shape& shape
                       std::initializer_list<py::array> inputs,
                       std::initializer_list<py::array> inplace_ok = {});
 
+// prepare_out for one of several outputs: the messages name it as `arg`, e.g. "out[1] (grad_w)".
+py::array prepare_named_out(py::object out, const py::dtype& dtype, const Shape& shape,
+                            const char* fn, const std::string& arg,
+                            std::initializer_list<py::array> inputs,
+                            std::initializer_list<py::array> inplace_ok = {});
+
+// The entries of out=(a, b, ...) for a function with several results named `names`, NumPy's
+// convention for multi-output ufuncs: None gives all None; otherwise a tuple of exactly that many
+// entries, each an array or None (TypeError / ValueError naming fn otherwise).
+std::vector<py::object> unpack_outs(py::object out, const char* fn,
+                                    const std::vector<const char*>& names);
+
+// The name of entry i in messages: "out[1] (grad_w)".
+std::string out_entry_name(size_t i, const std::vector<const char*>& names);
+
+// Raises ValueError if two of the caller-supplied entries of a tuple out= overlap (`given[i]`:
+// whether entry i came from the caller; a freshly allocated one cannot overlap).
+void require_disjoint_outs(const std::vector<py::array>& outs, const std::vector<bool>& given,
+                           const char* fn, const std::vector<const char*>& names);
+
 // Calls f(float{}) or f(double{}) for the dtype of a (already checked to be one of them).
 template <typename F>
 auto dispatch_float(const py::array& a, F&& f) {

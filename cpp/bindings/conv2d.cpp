@@ -2,6 +2,8 @@
 #include "kernels/conv2d.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bindings/common.h"
 #include "bindings/families.h"
@@ -171,7 +173,8 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
 }
 
 py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
-                          py::handle stride_obj, py::handle padding_obj, py::handle need_gx_obj) {
+                          py::handle stride_obj, py::handle padding_obj, py::handle need_gx_obj,
+                          py::object out) {
   const char* fn = "conv2d_backward";
   ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, fn);
   const Conv2dGeometry g = call.g;
@@ -184,14 +187,24 @@ py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
                           shape_str(want) + ", got " + shape_str(gy));
   }
   const bool need_gx = bool_value(need_gx_obj, fn, "need_grad_x");
-  py::object gx_obj = py::none();
-  py::array gx;
-  if (need_gx) {
-    gx = new_array(call.x.dtype(), shape_of(call.x), fn);
-    gx_obj = gx;
+  static const std::vector<const char*> kNames = {"grad_x", "grad_w", "grad_b"};
+  const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
+  if (!need_gx && !outs[0].is_none()) {
+    throw py::value_error(std::string(fn) + ": " + out_entry_name(0, kNames) +
+                          " must be None when need_grad_x is False");
   }
-  py::array gw = new_array(call.x.dtype(), shape_of(call.w), fn);
-  py::array gb = new_array(call.x.dtype(), call.single ? Shape{} : Shape{g.o}, fn);
+  const Shape shapes[3] = {shape_of(call.x), shape_of(call.w),
+                           call.single ? Shape{} : Shape{g.o}};
+  std::vector<py::array> grads(3);
+  std::vector<bool> given(3);
+  for (size_t i = need_gx ? 0 : 1; i < 3; ++i) {
+    given[i] = !outs[i].is_none();
+    grads[i] = prepare_named_out(outs[i], call.x.dtype(), shapes[i], fn, out_entry_name(i, kNames),
+                                 {call.x, call.w, gy});
+  }
+  require_disjoint_outs(grads, given, fn, kNames);
+  py::array &gx = grads[0], &gw = grads[1], &gb = grads[2];
+  py::object gx_obj = need_gx ? py::object(gx) : py::object(py::none());
   dispatch_float(call.x, [&](auto t) {
     using T = decltype(t);
     const T* px = cdata<T>(call.x);
@@ -212,6 +225,14 @@ std::string conv2d_algorithm(py::handle x_obj, py::handle w_obj, py::handle stri
   return algorithm_name(conv2d_choose_algorithm(call.g));
 }
 
+std::string conv2d_kernels_text(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
+                                py::handle padding_obj) {
+  const ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, "_conv2d_kernels");
+  std::string text;
+  dispatch_float(call.x, [&](auto t) { text = conv2d_kernels<decltype(t)>(call.g); });
+  return text;
+}
+
 }  // namespace
 
 NNFAST_REGISTER_FAMILY(conv2d) {
@@ -221,10 +242,16 @@ NNFAST_REGISTER_FAMILY(conv2d) {
         "act(conv(x, w) + b): NCHW x with OIHW w, or an (H, W) image with a (kh, kw) kernel.");
   m.def("conv2d_backward", &conv2d_backward, py::arg("x"), py::arg("w"), py::arg("grad_y"),
         py::arg("stride") = 1, py::arg("padding") = 0, py::arg("need_grad_x") = true,
-        "(grad_x or None, grad_w, grad_b) of y = conv2d(x, w, b) given dL/dy.");
+        py::arg("out") = py::none(),
+        "(grad_x or None, grad_w, grad_b) of y = conv2d(x, w, b) given dL/dy; out=(grad_x, "
+        "grad_w, grad_b) with None entries allowed writes the supplied ones.");
   m.def("_conv2d_algorithm", &conv2d_algorithm, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
         py::arg("padding") = 0, "The forward algorithm the automatic choice picks: 'direct' or "
         "'im2col'.");
+  m.def("_conv2d_kernels", &conv2d_kernels_text, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
+        py::arg("padding") = 0,
+        "The kernels the automatic choice runs for this shape and dtype on the active ISA "
+        "(forward, grad_x, grad_w), as text for benchmark notes.");
 }
 
 }  // namespace bind

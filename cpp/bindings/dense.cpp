@@ -3,6 +3,8 @@
 
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "bindings/common.h"
 #include "bindings/families.h"
@@ -99,7 +101,7 @@ py::array dense(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle
 }
 
 py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
-                         py::handle grad_a_obj, py::handle act_obj) {
+                         py::handle grad_a_obj, py::handle act_obj, py::object out) {
   const char* fn = "dense_backward";
   py::array x = require_float_array(x_obj, fn, "x");
   py::array w = require_float_array(w_obj, fn, "w");
@@ -119,9 +121,18 @@ py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
   require_shape(a, {batch, outf}, fn, "a", "(batch, out_features)");
   require_shape(ga, {batch, outf}, fn, "grad_a", "(batch, out_features)");
   const GemmActivation act = parse_activation(act_obj, fn);
-  py::array gx = new_array(x.dtype(), {batch, in}, fn);
-  py::array gw = new_array(x.dtype(), {in, outf}, fn);
-  py::array gb = new_array(x.dtype(), {outf}, fn);
+  static const std::vector<const char*> kNames = {"grad_x", "grad_w", "grad_b"};
+  const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
+  const Shape shapes[3] = {{batch, in}, {in, outf}, {outf}};
+  std::vector<py::array> g(3);
+  std::vector<bool> given(3);
+  for (size_t i = 0; i < 3; ++i) {
+    given[i] = !outs[i].is_none();
+    g[i] = prepare_named_out(outs[i], x.dtype(), shapes[i], fn, out_entry_name(i, kNames),
+                             {x, w, a, ga});
+  }
+  require_disjoint_outs(g, given, fn, kNames);
+  py::array &gx = g[0], &gw = g[1], &gb = g[2];
   dispatch_float(x, [&](auto t) {
     using T = decltype(t);
     const T* px = cdata<T>(x);
@@ -196,8 +207,9 @@ NNFAST_REGISTER_FAMILY(dense) {
         py::arg("activation") = "linear", py::arg("out") = py::none(),
         "act(x @ w + b) with bias and activation fused into the GEMM's store.");
   m.def("dense_backward", &dense_backward, py::arg("x"), py::arg("w"), py::arg("a"),
-        py::arg("grad_a"), py::arg("activation") = "linear",
-        "(grad_x, grad_w, grad_b) of a = act(x @ w + b) given dL/da.");
+        py::arg("grad_a"), py::arg("activation") = "linear", py::arg("out") = py::none(),
+        "(grad_x, grad_w, grad_b) of a = act(x @ w + b) given dL/da; out=(grad_x, grad_w, "
+        "grad_b) with None entries allowed writes the supplied ones.");
   m.def("_gemm", &gemm_inplace, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0, py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),

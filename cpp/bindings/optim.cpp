@@ -2,6 +2,7 @@
 #include "kernels/optim.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -61,13 +62,73 @@ void require_finite(double value, const char* fn, const char* arg) {
   }
 }
 
-void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, double lr, double momentum) {
+std::string real_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
+
+// A real option: a Python int or float, or a NumPy integer/floating scalar or 0-d array; bool,
+// complex, str, None, lists and larger arrays are a TypeError (pybind11's own conversion would
+// take bool and any __float__, and name neither the function nor the argument). The value must
+// be finite and, for float32 state, within float32's range (a larger double converted to float is
+// undefined behaviour).
+double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
+  const std::string where = std::string(fn) + ": " + arg;
+  const std::string type_name = py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
+  // NOTE: leaked on purpose (see is_masked_array in common.cpp).
+  static PyObject* np_generic =
+      py::object(py::module_::import("numpy").attr("generic")).release().ptr();
+  bool integral = false;
+  if (py::isinstance<py::array>(obj)) {
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const char kind = a.dtype().kind();
+    if (a.ndim() != 0 || (kind != 'f' && kind != 'i' && kind != 'u')) {
+      throw py::type_error(where + " must be a real number, got a " + dtype_str(a) +
+                           " array of shape " + shape_str(a));
+    }
+    integral = kind != 'f';
+  } else if (PyObject_IsInstance(obj.ptr(), np_generic) == 1) {
+    const char kind = py::str(obj.attr("dtype").attr("kind")).cast<std::string>()[0];
+    if (kind != 'f' && kind != 'i' && kind != 'u') {
+      throw py::type_error(where + " must be a real number, got " + type_name);
+    }
+    integral = kind != 'f';
+  } else if (PyBool_Check(obj.ptr()) || !(PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()))) {
+    throw py::type_error(where + " must be a real number, got " + type_name);
+  } else {
+    integral = PyLong_Check(obj.ptr());
+  }
+  double v;
+  if (integral) {
+    py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+    if (!i) throw py::error_already_set();
+    v = PyLong_AsDouble(i.ptr());
+    if (v == -1.0 && PyErr_Occurred()) {  // beyond double's range
+      PyErr_Clear();
+      throw py::value_error(where + " must be finite, got " + std::string(py::str(i)));
+    }
+  } else {
+    v = PyFloat_AsDouble(obj.ptr());
+    if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  }
+  if (!std::isfinite(v)) throw py::value_error(where + " must be finite, got " + real_str(v));
+  if (f32 && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max())) {
+    throw py::value_error(where + " must be finite in float32, got " + real_str(v));
+  }
+  return v;
+}
+
+void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, py::handle lr_obj,
+              py::handle momentum_obj) {
   const char* fn = "sgd_step";
   py::array p, g;
   std::tie(p, g) = require_param_and_grad(p_obj, g_obj, fn);
-  require_finite(lr, fn, "lr");
-  require_finite(momentum, fn, "momentum");
+  const bool f32 = is_f32(p);
+  const double lr = require_real(lr_obj, fn, "lr", f32);
+  const double momentum = require_real(momentum_obj, fn, "momentum", f32);
   const bool has_v = !v_obj.is_none();
+  if (!has_v && momentum != 0.0) {
+    // NOTE: without a buffer to keep it in, the momentum would be silently ignored.
+    throw py::value_error(std::string(fn) + ": momentum " + real_str(momentum) +
+                          " needs a velocity array, got velocity=None");
+  }
   py::array v;
   if (has_v) {
     v = require_state(v_obj, p, "param", fn, "velocity");
@@ -86,21 +147,34 @@ void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, double lr, d
   });
 }
 
-void adam_step(py::handle p_obj, py::handle g_obj, py::handle m_obj, py::handle v_obj, double lr,
-               double beta1, double beta2, double eps, py::handle step_obj) {
+void adam_step(py::handle p_obj, py::handle g_obj, py::handle m_obj, py::handle v_obj,
+               py::handle lr_obj, py::handle beta1_obj, py::handle beta2_obj, py::handle eps_obj,
+               py::handle step_obj) {
   const char* fn = "adam_step";
   py::array p, g;
   std::tie(p, g) = require_param_and_grad(p_obj, g_obj, fn);
   py::array m = require_state(m_obj, p, "param", fn, "m");
   py::array v = require_state(v_obj, p, "param", fn, "v");
   require_distinct({{"param", &p}, {"grad", &g}, {"m", &m}, {"v", &v}}, fn);
-  require_finite(lr, fn, "lr");
-  require_finite(eps, fn, "eps");
+  const bool f32 = is_f32(p);
+  const double lr = require_real(lr_obj, fn, "lr", f32);
+  const double beta1 = require_real(beta1_obj, fn, "beta1", f32);
+  const double beta2 = require_real(beta2_obj, fn, "beta2", f32);
+  const double eps = require_real(eps_obj, fn, "eps", f32);
   for (auto [beta, name] : {std::pair{beta1, "beta1"}, std::pair{beta2, "beta2"}}) {
     if (!(beta >= 0.0 && beta < 1.0)) {
       throw py::value_error(std::string(fn) + ": " + name + " must be in [0, 1), got " +
-                            std::to_string(beta));
+                            real_str(beta));
     }
+    // NOTE: a beta just below 1 rounds to 1.0f: the moment would never move (v stuck at 0 makes
+    // the step lr m / eps).
+    if (f32 && !(static_cast<float>(beta) < 1.0f)) {
+      throw py::value_error(std::string(fn) + ": " + name + " must be in [0, 1) in float32, got " +
+                            real_str(beta));
+    }
+  }
+  if (!(eps >= 0.0)) {
+    throw py::value_error(std::string(fn) + ": eps must be finite and >= 0, got " + real_str(eps));
   }
   const int64_t step = require_int(step_obj, fn, "step", 1, int64_t(1) << 62);
   const double bc1 = 1.0 - std::pow(beta1, static_cast<double>(step));

@@ -2,6 +2,8 @@
 #include "kernels/pool.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bindings/common.h"
 #include "bindings/families.h"
@@ -23,7 +25,7 @@ void pool_window(py::handle pool_obj, py::handle stride_obj, const char* fn, Poo
 }
 
 py::object max_pool2d(py::handle x_obj, py::handle pool_obj, py::handle stride_obj,
-                      py::handle ret_obj) {
+                      py::handle ret_obj, py::object out) {
   const char* fn = "max_pool2d";
   py::array x = require_float_array(x_obj, fn, "x");
   if (x.ndim() != 2 && x.ndim() != 4) {
@@ -44,9 +46,21 @@ py::object max_pool2d(py::handle x_obj, py::handle pool_obj, py::handle stride_o
   g.ho = (g.h - g.ph) / g.sh + 1;
   g.wo = (g.w - g.pw) / g.sw + 1;
   const Shape shape = single ? Shape{g.ho, g.wo} : Shape{x.shape(0), x.shape(1), g.ho, g.wo};
-  py::array y = new_array(x.dtype(), shape, fn);
-  py::array idx;
-  if (ret) idx = new_array(py::dtype::of<int64_t>(), shape, fn);
+  py::array y, idx;
+  if (ret) {
+    // NOTE: as a NumPy ufunc with two results, out is then a tuple (y, indices).
+    static const std::vector<const char*> kNames = {"y", "indices"};
+    const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
+    std::vector<py::array> ys(2);
+    ys[0] = prepare_named_out(outs[0], x.dtype(), shape, fn, out_entry_name(0, kNames), {x});
+    ys[1] = prepare_named_out(outs[1], py::dtype::of<int64_t>(), shape, fn,
+                              out_entry_name(1, kNames), {x});
+    require_disjoint_outs(ys, {!outs[0].is_none(), !outs[1].is_none()}, fn, kNames);
+    y = ys[0];
+    idx = ys[1];
+  } else {
+    y = prepare_out(std::move(out), x.dtype(), shape, fn, {x});
+  }
   dispatch_float(x, [&](auto t) {
     using T = decltype(t);
     const T* px = cdata<T>(x);
@@ -59,8 +73,42 @@ py::object max_pool2d(py::handle x_obj, py::handle pool_obj, py::handle stride_o
   return std::move(y);
 }
 
+// Flat position of the first index outside its plane (or, with check_window, outside its own
+// window), or -1: the kernel's check, done before anything is written.
+int64_t first_invalid_index(const int64_t* idx, const Pool2dGeometry& g, bool check_window) {
+  const int64_t plane = g.h * g.w;
+  const int64_t count = g.planes * g.ho * g.wo;
+  if (!check_window) {
+    // The common case (indices from max_pool2d itself) in one pass of plain integer ops the
+    // compiler vectorises: v is in [0, plane) iff neither v nor plane - 1 - v (unsigned, so
+    // wrapping) has its top bit set.
+    const uint64_t last = static_cast<uint64_t>(plane) - 1;
+    uint64_t acc = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const uint64_t v = static_cast<uint64_t>(idx[i]);
+      acc |= v | (last - v);
+    }
+    if (!(acc >> 63)) return -1;
+  }
+  int64_t pos = 0;
+  for (int64_t p = 0; p < g.planes; ++p) {
+    for (int64_t oy = 0; oy < g.ho; ++oy) {
+      for (int64_t ox = 0; ox < g.wo; ++ox, ++pos) {
+        const int64_t at = idx[pos];
+        bool ok = at >= 0 && at < plane;
+        if (ok && check_window) {
+          const int64_t r = at / g.w, c = at % g.w;
+          ok = r >= oy * g.sh && r < oy * g.sh + g.ph && c >= ox * g.sw && c < ox * g.sw + g.pw;
+        }
+        if (!ok) return pos;
+      }
+    }
+  }
+  return -1;
+}
+
 py::array max_pool2d_backward(py::handle gy_obj, py::handle idx_obj, py::handle shape_obj,
-                              py::handle pool_obj, py::handle stride_obj) {
+                              py::handle pool_obj, py::handle stride_obj, py::object out) {
   const char* fn = "max_pool2d_backward";
   py::array gy = require_float_array(gy_obj, fn, "grad_y");
   if (!py::isinstance<py::array>(idx_obj)) {
@@ -129,16 +177,25 @@ py::array max_pool2d_backward(py::handle gy_obj, py::handle idx_obj, py::handle 
   } else if (!stride_obj.is_none()) {
     throw py::value_error(std::string(fn) + ": stride needs pool_size");
   }
-  py::array gx = new_array(gy.dtype(), in_shape, fn);
+  const bool out_given = !out.is_none();
+  py::array gx = prepare_out(std::move(out), gy.dtype(), in_shape, fn, {gy, idx});
+  const int64_t* pi = static_cast<const int64_t*>(idx.data());
   int64_t bad = -1;
-  dispatch_float(gy, [&](auto t) {
-    using T = decltype(t);
-    const T* pgy = cdata<T>(gy);
-    const int64_t* pi = static_cast<const int64_t*>(idx.data());
-    T* pgx = mdata<T>(gx);
+  if (out_given) {
+    // NOTE: the kernel checks each index as it scatters, so a failing call would leave partial
+    // sums in the caller's out: check them all first (a fresh array is simply dropped).
     py::gil_scoped_release release;
-    bad = nnfast::max_pool2d_backward<T>(pgy, pi, pgx, g, check_window);
-  });
+    bad = first_invalid_index(pi, g, check_window);
+  }
+  if (bad < 0) {
+    dispatch_float(gy, [&](auto t) {
+      using T = decltype(t);
+      const T* pgy = cdata<T>(gy);
+      T* pgx = mdata<T>(gx);
+      py::gil_scoped_release release;
+      bad = nnfast::max_pool2d_backward<T>(pgy, pi, pgx, g, check_window);
+    });
+  }
   if (bad >= 0) {
     // Position of the offending index, for the message.
     Shape pos(static_cast<size_t>(nd));
@@ -173,11 +230,14 @@ py::array max_pool2d_backward(py::handle gy_obj, py::handle idx_obj, py::handle 
 NNFAST_REGISTER_FAMILY(pool) {
   m.def("max_pool2d", &max_pool2d, py::arg("x"), py::arg("pool_size") = 2,
         py::arg("stride") = py::none(), py::arg("return_indices") = false,
+        py::arg("out") = py::none(),
         "Max over pool_size windows (floor mode); with return_indices, also the flat argmax "
-        "within each (H, W) plane (int64).");
+        "within each (H, W) plane (int64), and out is then a tuple (y, indices).");
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_y"), py::arg("indices"),
         py::arg("input_shape"), py::arg("pool_size") = py::none(), py::arg("stride") = py::none(),
-        "grad_x: grad_y scattered (added) at indices; every index is validated first.");
+        py::arg("out") = py::none(),
+        "grad_x: grad_y scattered (added) at indices; every index is validated first (out is "
+        "not written when one is invalid).");
 }
 
 }  // namespace bind

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/row_tasks.h"
 #include "kernels/simd.h"
 #include "kernels/vmath.h"
 #include "runtime/threadpool.h"
@@ -46,13 +47,14 @@ void map_parallel(const T* x, T* y, int64_t n, int64_t grain, Op op) {
                         [&](int64_t begin, int64_t end) { map_range(x, y, begin, end, op); });
 }
 
-// Softmax of contiguous rows [r0, r1) of length len: max, exp and sum, scale.
+// Softmax of contiguous rows [r0, r1) of length len: max, exp and sum, scale (the row stays in
+// L1 from the first pass to the last).
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t len) {
   for (int64_t r = r0; r < r1; ++r) {
     const T* xr = x + r * len;
     T* yr = y + r * len;
-    const T sum = vmath::row_exp_sum(xr, yr, len, vmath::row_max(xr, len));
+    const T sum = vmath::row_softmax_exp(xr, yr, len);
     vmath::row_scale(yr, len, T(1) / sum);
   }
 }
@@ -130,9 +132,8 @@ template <typename T>
 void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {
   if (outer <= 0 || len <= 0 || inner <= 0) return;
   if (inner == 1) {
-    const int64_t grain = std::max<int64_t>(1, kSoftmaxGrain / len);
-    runtime::parallel_for(outer, grain,
-                          [&](int64_t r0, int64_t r1) { softmax_rows(x, y, r0, r1, len); });
+    for_each_row_block(outer, len, kSoftmaxGrain,
+                       [&](int64_t r0, int64_t r1) { softmax_rows(x, y, r0, r1, len); });
     return;
   }
   // Tasks are (slab, register of columns) pairs; each column's result depends only on itself.

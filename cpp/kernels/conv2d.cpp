@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -113,6 +114,28 @@ void col2im_add(const T* col, const Conv2dGeometry& g, int64_t oy0, int64_t oy1,
 inline int64_t chunk_rows(const Conv2dGeometry& g) {
   const int64_t k = std::max<int64_t>(1, g.c * g.kh * g.kw);
   return std::max<int64_t>(1, std::min(g.ho, kChunkElems / (k * g.wo)));
+}
+
+// Weights in blocks of ob output channels, as the direct kernels read them: wpack[(blk * taps +
+// t) * ob + q] = w[blk * ob + q][tap t] (0 past the last channel). The taps t run over (ci, i, j),
+// or over (i, j, ci) with spatial_first.
+template <typename T>
+void pack_weight_blocks(const T* w, const Conv2dGeometry& g, int64_t ob, bool spatial_first,
+                        T* wpack) {
+  const int64_t kk = g.kh * g.kw, taps = g.c * kk;
+  // Tap t = a * inner + b is w's tap column a * sa + b * sb.
+  const int64_t inner = spatial_first ? g.c : kk;
+  const int64_t sa = spatial_first ? 1 : kk, sb = spatial_first ? kk : 1;
+  for (int64_t blk = 0; blk < ceil_div(g.o, ob); ++blk) {
+    T* dst = wpack + blk * taps * ob;
+    for (int64_t t = 0; t < taps; ++t, dst += ob) {
+      const int64_t src = t / inner * sa + t % inner * sb;
+      for (int64_t q = 0; q < ob; ++q) {
+        const int64_t o = blk * ob + q;
+        dst[q] = o < g.o ? w[o * taps + src] : T(0);
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------- direct kernel
@@ -275,14 +298,7 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
       runtime::WorkspaceSlot::conv,
       static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
   T* wpack = ws;
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int q = 0; q < OB; ++q) {
-        const int64_t o = blk * OB + q;
-        wpack[(blk * taps + t) * OB + q] = o < g.o ? w[o * taps + t] : T(0);
-      }
-    }
-  }
+  pack_weight_blocks(w, g, OB, false, wpack);
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xp = ws + wpack_elems + t * pad_elems;
@@ -302,20 +318,52 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
 // ---- row-wise variant: vectors along each output row, plain stores (few taps per output)
 
 // Padded input rows of one image for output rows [oy0, oy1), for the direct kernel (sw == 1):
-// rows_p rows of wr columns per channel, column q holding x column q - pl (0 outside).
+// rows_p rows of wr columns per channel, column q holding x column q - pl (0 outside). xp must
+// have a vector width of slack past the c * rows_p * wr elements.
 template <typename T>
 void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, int64_t wr,
               T* xp) {
-  std::fill(xp, xp + g.c * rows_p * wr, T(0));
-  const int64_t q0 = std::max<int64_t>(0, g.pl);         // first padded column holding x
-  const int64_t q1 = std::min<int64_t>(wr, g.pl + g.w);  // one past the last
-  if (q1 <= q0) return;
+  using S = Simd<T>;
+  constexpr int W = S::width;
+  const int64_t q0 = std::min<int64_t>(wr, std::max<int64_t>(0, g.pl));  // first column of x
+  const int64_t q1 = std::max(q0, std::min<int64_t>(wr, g.pl + g.w));    // one past the last
+  // NOTE: each row written once, with vector copies: the rows are short (14-28 elements), so
+  // a fill of the whole block plus a memcpy call per row cost ~5% of the 32->64 layer.
   for (int64_t ci = 0; ci < g.c; ++ci) {
     for (int64_t r = 0; r < rows_p; ++r) {
+      T* dst = xp + (ci * rows_p + r) * wr;
       const int64_t iy = oy0 * g.sh + r - g.pt;
-      if (iy < 0 || iy >= g.h) continue;
-      std::memcpy(xp + (ci * rows_p + r) * wr + q0, x + (ci * g.h + iy) * g.w + q0 - g.pl,
-                  static_cast<size_t>(q1 - q0) * sizeof(T));
+      if (iy < 0 || iy >= g.h || q1 <= q0) {
+        std::fill(dst, dst + wr, T(0));
+        continue;
+      }
+      const T* src = x + (ci * g.h + iy) * g.w + q0 - g.pl;
+#if defined(NNFAST_SIMD_AVX512)
+      // Whole vectors of the padded row, x's lanes loaded under a mask (the rest zero); a
+      // vector running past the row is overwritten by the next row (the block has W of slack).
+      // Only the vectors holding a border load under a mask (no lane outside x is touched).
+      for (int64_t q = 0; q < wr; q += W) {
+        if (q >= q0 && q + W <= q1) {
+          S::storeu(dst + q, S::loadu(src - q0 + q));
+        } else if (q + W <= q0 || q >= q1) {
+          S::storeu(dst + q, S::zero());
+        } else {
+          const int64_t a = std::max<int64_t>(q0 - q, 0), e = std::min<int64_t>(q1 - q, W);
+          const auto mask = static_cast<typename S::Mask>(((1u << e) - 1u) & ~((1u << a) - 1u));
+          if constexpr (std::is_same_v<T, float>) {
+            S::storeu(dst + q, _mm512_maskz_loadu_ps(mask, src - q0 + q));
+          } else {
+            S::storeu(dst + q, _mm512_maskz_loadu_pd(mask, src - q0 + q));
+          }
+        }
+      }
+      continue;
+#endif
+      for (int64_t q = 0; q < q0; ++q) dst[q] = T(0);
+      int64_t q = q0;
+      for (; q + W <= q1; q += W) S::storeu(dst + q, S::loadu(src + (q - q0)));
+      if (q < q1) S::store_partial(dst + q, S::load_partial(src + (q - q0), q1 - q), q1 - q);
+      for (q = q1; q < wr; ++q) dst[q] = T(0);
     }
   }
 }
@@ -324,14 +372,16 @@ void pad_rows(const T* x, const Conv2dGeometry& g, int64_t oy0, int64_t rows_p, 
 // image: for each block of OB output channels and NV vectors along the row, the products over
 // every tap (ci, i, j) accumulate in registers, each input vector reused for the channel block.
 // wpack holds the weights per channel block as [block][tap][OB] (zero-padded channels).
-template <typename T, GemmActivation Act, int OB, int NV>
+template <typename T, GemmActivation Act, int OB, int NV, int K>
 void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const T* b,
                  const Conv2dGeometry& g, int64_t oy0, int64_t oy1, T* y) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
-  const int64_t taps = g.c * g.kh * g.kw;
-  const int64_t plane = g.ho * g.wo;
+  // K > 0: the kernel is K x K, known at compile time (its tap loops unrolled).
+  const int64_t kh = K > 0 ? K : g.kh, kw = K > 0 ? K : g.kw;
+  const int64_t taps = g.c * kh * kw;
+  const int64_t plane = g.ho * g.wo, wo = g.wo;  // locals: the stores to y cannot alias them
   for (int64_t o0 = 0; o0 < g.o; o0 += OB) {
     const int64_t ob = std::min<int64_t>(OB, g.o - o0);
     const T* wb = wpack + (o0 / OB) * taps * OB;
@@ -347,9 +397,9 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
         const T* wt = wb;
         for (int64_t ci = 0; ci < g.c; ++ci) {
           const T* xc = xrow + ci * rows_p * wr + ox0;
-          for (int64_t i = 0; i < g.kh; ++i) {
+          for (int64_t i = 0; i < kh; ++i) {
             const T* xr = xc + i * wr;
-            for (int64_t j = 0; j < g.kw; ++j, wt += OB) {
+            for (int64_t j = 0; j < kw; ++j, wt += OB) {
               Reg xv[NV];
 #pragma GCC unroll 4
               for (int v = 0; v < NV; ++v) xv[v] = S::loadu(xr + j + v * W);
@@ -362,11 +412,16 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
             }
           }
         }
-        for (int64_t q = 0; q < ob; ++q) {
-          T* yrow = y + (o0 + q) * plane + oy * g.wo + ox0;
+        // NOTE: fully unrolled (constant indices), so the accumulators stay in registers: with
+        // 9 taps per output (the C=1 layer) a spilled epilogue cost as much as the products.
+#pragma GCC unroll 16
+        for (int q = 0; q < OB; ++q) {
+          if (q >= ob) break;
+          T* yrow = y + (o0 + q) * plane + oy * wo + ox0;
           const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+#pragma GCC unroll 4
           for (int v = 0; v < NV; ++v) {
-            const int64_t lanes = g.wo - ox0 - v * W;
+            const int64_t lanes = wo - ox0 - v * W;
             if (lanes <= 0) break;
             Reg r = acc[q][v];
             if (b != nullptr) r = S::add(r, bias);
@@ -383,7 +438,7 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
   }
 }
 
-template <typename T, GemmActivation Act, int OB, int NV>
+template <typename T, GemmActivation Act, int OB, int NV, int K = 0>
 void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
   constexpr int W = Simd<T>::width;
   const int64_t taps = g.c * g.kh * g.kw;
@@ -402,20 +457,13 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
   const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
   const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
   const int64_t rows_p = (rows_per - 1) * g.sh + g.kh;
-  const int64_t pad_elems = round_up(g.c * rows_p * wr, 16);
+  const int64_t pad_elems = round_up(g.c * rows_p * wr + 16, 16);
   const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
   T* ws = static_cast<T*>(runtime::thread_workspace(
       runtime::WorkspaceSlot::conv,
       static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
   T* wpack = ws;
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    for (int64_t t = 0; t < taps; ++t) {
-      for (int q = 0; q < OB; ++q) {
-        const int64_t o = blk * OB + q;
-        wpack[(blk * taps + t) * OB + q] = o < g.o ? w[o * taps + t] : T(0);
-      }
-    }
-  }
+  pack_weight_blocks(w, g, OB, false, wpack);
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xp = ws + wpack_elems + t * pad_elems;
@@ -425,31 +473,278 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
         const int64_t oy1 = std::min(g.ho, oy0 + rows_per);
         const int64_t rows = (oy1 - oy0 - 1) * g.sh + g.kh;
         pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows, wr, xp);
-        direct_rows<T, Act, OB, NV>(xp, rows, wr, wpack, b, g, oy0, oy1,
-                                    y + n * g.o * g.ho * g.wo);
+        direct_rows<T, Act, OB, NV, K>(xp, rows, wr, wpack, b, g, oy0, oy1,
+                                       y + n * g.o * g.ho * g.wo);
       }
     }
   });
 }
 
-// Runs the direct kernel with the register tile for this many output channels.
-template <typename T, GemmActivation Act>
-void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
-  // NOTE: with few taps per output the flat kernel's stores (runs split at row ends, masked)
-  // cost more than its saved lanes; measured 1.2 vs 2.2 ms on the C=1 MNIST layer.
-  if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) {
-    if (g.o == 1) {
-      forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
-    } else {
-      forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
+// ---- channel-vector variant: output channels along the vectors (wide layers)
+//
+// An implicit GEMM: y^T[pos][o] = sum over taps of x[pos + tap] * w[tap][o], with the zero-padded
+// input rows (pad_rows) read in place as the broadcast operand and the weights packed [tap][o] as
+// the vector operand: P output positions of one row x NV vectors of channels in registers. No
+// lane is spent on padding columns or row ends (a block is any run of one output row); only the
+// channels past o in the last block are zero weights. A unit's tiles are collected position-major
+// and transposed into y's channel planes, with bias and activation fused into that pass.
+
+// Positions per register tile: NV * P accumulators, NV weight vectors and a broadcast.
+#if defined(NNFAST_SIMD_AVX512)
+constexpr int kOchanP = 14;
+#elif defined(NNFAST_SIMD_SCALAR)
+constexpr int kOchanP = 4;
+#else
+constexpr int kOchanP = 6;
+#endif
+constexpr int kOchanNV = 2;
+
+#if defined(NNFAST_SIMD_AVX512)
+// Transposes the 16 x 16 floats in r (row i = r[i]) in place: 64 in-lane and lane shuffles.
+inline void transpose_16x16(__m512 r[16]) {
+  // NOTE: the zero-masked forms with every lane selected: gcc 12's unmasked ones start from an
+  // undefined register and trip -Wuninitialized (GCC PR 105593); the same instructions result.
+  constexpr __mmask16 kAll16 = 0xFFFF;
+  constexpr __mmask8 kAll8 = 0xFF;
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_ps(kAll16, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll16, r[i], r[i + 1]);
+  }
+  // u[4G + c], lane L: column 4L + c of rows 4G .. 4G + 3.
+  __m512 u[16];
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, a, c));
+    u[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, a, c));
+    u[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, b, d));
+    u[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 lo01 = _mm512_maskz_shuffle_f32x4(kAll16, u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi01 = _mm512_maskz_shuffle_f32x4(kAll16, u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 lo23 =
+        _mm512_maskz_shuffle_f32x4(kAll16, u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 hi23 =
+        _mm512_maskz_shuffle_f32x4(kAll16, u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_maskz_shuffle_f32x4(kAll16, lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_maskz_shuffle_f32x4(kAll16, lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_maskz_shuffle_f32x4(kAll16, hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_maskz_shuffle_f32x4(kAll16, hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+#endif
+
+// The activation of every accumulator (one switch per tile, not per element).
+template <typename T, typename Reg, int P, int NV>
+inline void activate_all(Reg (&acc)[P][NV], GemmActivation act) {
+  switch (act) {
+    case GemmActivation::relu:
+      for (int k = 0; k < P; ++k) {
+        for (int v = 0; v < NV; ++v) acc[k][v] = epi::activate<GemmActivation::relu, T>(acc[k][v]);
+      }
+      break;
+    case GemmActivation::sigmoid:
+      for (int k = 0; k < P; ++k) {
+        for (int v = 0; v < NV; ++v) {
+          acc[k][v] = epi::activate<GemmActivation::sigmoid, T>(acc[k][v]);
+        }
+      }
+      break;
+    case GemmActivation::tanh:
+      for (int k = 0; k < P; ++k) {
+        for (int v = 0; v < NV; ++v) acc[k][v] = epi::activate<GemmActivation::tanh, T>(acc[k][v]);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// y[l * ld + k] = act(bias[l] + sum over taps (i, j, ci) of xr[ci * cs + i * wr + j + k] *
+// wb[tap][l]) for the P positions k and the first ob of the NV * W channels l of one block (wb
+// packed by pack_weight_blocks, spatial taps first, so the innermost loop walks the input
+// channels with fixed strides; bias holds NV * W values, or is null). The accumulators start
+// from the bias and are transposed in registers into the channel rows of y.
+template <typename T, int P>
+void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const T* bias,
+                const Conv2dGeometry& g, GemmActivation act, int64_t ob, T* y, int64_t ld) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width, NV = kOchanNV;
+  Reg acc[P][NV];
+#pragma GCC unroll 16
+  for (int k = 0; k < P; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = bias != nullptr ? S::loadu(bias + v * W) : S::zero();
+  }
+  const T* wt = wb;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const T* xt = xr + i * wr + j;
+      for (int64_t ci = 0; ci < g.c; ++ci, xt += cs, wt += NV * W) {
+        Reg wv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) wv[v] = S::loadu(wt + v * W);
+#pragma GCC unroll 16
+        for (int k = 0; k < P; ++k) {
+          const Reg xv = S::set1(xt[k]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(xv, wv[v], acc[k][v]);
+        }
+      }
+    }
+  }
+  activate_all<T>(acc, act);
+#if defined(NNFAST_SIMD_AVX512)
+  if constexpr (std::is_same_v<T, float> && P <= W) {
+    for (int v = 0; v < NV && v * W < ob; ++v) {
+      __m512 r[W];
+      for (int k = 0; k < W; ++k) r[k] = k < P ? acc[k][v] : S::zero();
+      transpose_16x16(r);
+      const int64_t lanes = std::min<int64_t>(W, ob - v * W);
+      for (int l = 0; l < lanes; ++l) S::store_partial(y + (v * W + l) * ld, r[l], P);
     }
     return;
   }
-  if (g.o == 1) {
-    forward_direct<T, Act, 1, kSingleNV>(x, w, b, y, g);
-  } else {
-    forward_direct<T, Act, kDirectOB, kDirectNV>(x, w, b, y, g);
+#endif
+  alignas(64) T tmp[P][NV * W];
+  for (int k = 0; k < P; ++k) {
+    for (int v = 0; v < NV; ++v) S::storeu(&tmp[k][v * W], acc[k][v]);
   }
+  for (int64_t l = 0; l < ob; ++l) {
+    for (int k = 0; k < P; ++k) y[l * ld + k] = tmp[k][l];
+  }
+}
+
+// ochan_tile for p <= P positions (the register tile compiled for exactly p).
+template <typename T, int P = kOchanP>
+void ochan_tile_n(int64_t p, const T* xr, int64_t cs, int64_t wr, const T* wb, const T* bias,
+                  const Conv2dGeometry& g, GemmActivation act, int64_t ob, T* y, int64_t ld) {
+  if constexpr (P > 1) {
+    if (p < P) return ochan_tile_n<T, P - 1>(p, xr, cs, wr, wb, bias, g, act, ob, y, ld);
+  }
+  ochan_tile<T, P>(xr, cs, wr, wb, bias, g, act, ob, y, ld);
+}
+
+// Lanes doing useful work: the channel-vector kernel (channels padded to whole blocks) against
+// the flat kernel (padding columns and the last block's tail computed and dropped, channels
+// padded to whole register blocks).
+template <typename T>
+bool ochan_preferred(const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  const double ochan = double(g.o) / double(round_up(g.o, kOchanNV * W));
+  const int64_t wp = g.wo + g.kw - 1;
+  const double flat = double(g.o) / double(round_up(g.o, kDirectOB)) * double(g.ho * g.wo) /
+                      double(round_up(g.ho * wp, kDirectNV * W));
+  return ochan >= flat;
+}
+
+template <typename T>
+void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g,
+                          GemmActivation act) {
+  constexpr int NW = kOchanNV * Simd<T>::width;
+  const int64_t taps = g.c * g.kh * g.kw;
+  const int64_t blocks = ceil_div(g.o, NW);
+  const int64_t wr = g.wo + g.kw - 1;
+  const int64_t plane = g.ho * g.wo;
+  // Row blocks per image: enough units for every thread, and padded input of bounded size.
+  const int threads = runtime::num_threads();
+  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  r_blocks = std::max(r_blocks, ceil_div(g.c * (g.ho + g.kh - 1) * wr, kChunkElems));
+  r_blocks = std::min(r_blocks, g.ho);
+  const int64_t rows_per = ceil_div(g.ho, r_blocks);
+  r_blocks = ceil_div(g.ho, rows_per);
+  const int64_t units = g.n * r_blocks;
+  // Small problems stay on one thread (waking the pool costs microseconds).
+  const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
+  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t pad_elems = round_up(g.c * (rows_per + g.kh - 1) * wr + 16, 16);
+  const int64_t wpack_elems = round_up(blocks * (taps + 1) * NW, 16);
+  T* ws = static_cast<T*>(
+      runtime::thread_workspace(runtime::WorkspaceSlot::conv,
+                                static_cast<size_t>(wpack_elems + tasks * pad_elems) * sizeof(T)));
+  T* wpack = ws;
+  pack_weight_blocks(w, g, NW, true, wpack);
+  // The bias in blocks of NW (zero past the last channel), after the weights.
+  T* bpack = b != nullptr ? wpack + blocks * taps * NW : nullptr;
+  if (bpack != nullptr) {
+    for (int64_t o = 0; o < blocks * NW; ++o) bpack[o] = o < g.o ? b[o] : T(0);
+  }
+  // Each output row in runs of at most kOchanP positions, of balanced widths.
+  const int64_t runs = ceil_div(g.wo, kOchanP);
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xp = ws + wpack_elems + t * pad_elems;
+      for (int64_t un = units * t / tasks; un < units * (t + 1) / tasks; ++un) {
+        const int64_t n = un / r_blocks;
+        const int64_t oy0 = (un % r_blocks) * rows_per;
+        const int64_t rows = std::min(g.ho, oy0 + rows_per) - oy0;
+        const int64_t cs = (rows + g.kh - 1) * wr;
+        pad_rows(x + n * g.c * g.h * g.w, g, oy0, rows + g.kh - 1, wr, xp);
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const int64_t o0 = blk * NW, ob = std::min<int64_t>(NW, g.o - o0);
+          const T* wb = wpack + blk * taps * NW;
+          const T* bb = bpack != nullptr ? bpack + o0 : nullptr;
+          T* yb = y + (n * g.o + o0) * plane;
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t k = 0; k < runs; ++k) {
+              const int64_t ox0 = g.wo * k / runs, ox1 = g.wo * (k + 1) / runs;
+              ochan_tile_n<T>(ox1 - ox0, xp + r * wr + ox0, cs, wr, wb, bb, g, act, ob,
+                              yb + (oy0 + r) * g.wo + ox0, plane);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// The direct kernel variants (stride 1).
+enum class DirectKernel { rowwise, ochan, flat };
+
+template <typename T>
+DirectKernel direct_kernel(const Conv2dGeometry& g) {
+  // NOTE: with few taps per output the flat kernel's stores (runs split at row ends, masked)
+  // cost more than its saved lanes; measured 1.2 vs 2.2 ms on the C=1 MNIST layer.
+  if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) return DirectKernel::rowwise;
+  if (g.o > 1 && ochan_preferred<T>(g)) return DirectKernel::ochan;
+  return DirectKernel::flat;
+}
+
+// Runs the direct kernel chosen for this shape, with the register tile for its channel count.
+template <typename T, GemmActivation Act>
+void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  const bool k3 = g.kh == 3 && g.kw == 3;
+  switch (direct_kernel<T>(g)) {
+    case DirectKernel::rowwise:
+      if (g.o == 1 && k3) {
+        forward_direct_rows<T, Act, 1, kSingleNV, 3>(x, w, b, y, g);
+      } else if (g.o == 1) {
+        forward_direct_rows<T, Act, 1, kSingleNV>(x, w, b, y, g);
+      } else if (k3) {
+        forward_direct_rows<T, Act, kDirectOB, kRowwiseNV, 3>(x, w, b, y, g);
+      } else {
+        forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
+      }
+      return;
+    case DirectKernel::ochan:
+      forward_direct_ochan<T>(x, w, b, y, g, Act);
+      return;
+    default:
+      if (g.o == 1) {
+        forward_direct<T, Act, 1, kSingleNV>(x, w, b, y, g);
+      } else {
+        forward_direct<T, Act, kDirectOB, kDirectNV>(x, w, b, y, g);
+      }
+  }
+}
+
+inline const char* direct_kernel_name(DirectKernel k) {
+  return k == DirectKernel::rowwise ? "direct row-wise"
+         : k == DirectKernel::ochan ? "direct channel-vector"
+                                    : "direct flat";
 }
 
 // ---------------------------------------------------------------------------- im2col + GEMM
@@ -663,6 +958,213 @@ void wgrad_direct(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
   }
 }
 
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols (both at most the vector width).
+template <typename T>
+inline void transpose_tile(const T* src, int64_t lds, int64_t rows, int64_t cols, T* dst,
+                           int64_t ldd) {
+#if defined(NNFAST_SIMD_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    using S = Simd<T>;
+    __m512 r[16];
+    for (int l = 0; l < 16; ++l) r[l] = l < rows ? S::load_partial(src + l * lds, cols) : S::zero();
+    transpose_16x16(r);
+    for (int l = 0; l < cols; ++l) S::store_partial(dst + l * ldd, r[l], rows);
+    return;
+  }
+#endif
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r) dst[c * ldd + r] = src[r * lds + c];
+  }
+}
+
+// ---- channel-vector weight gradient (stride 1, wide layers)
+//
+// grad_w^T[tap][o] = sum over positions of x[pos + tap] * grad_y^T[pos][o]: per image, grad_y is
+// transposed position-major (channels padded to whole blocks with zeros) and x into padded
+// channel-last rows (xil[(r * wr + q) * c + ci]), so the taps (i, j, ci0 .. ci0 + R) of a register
+// tile are R consecutive floats broadcast at every position, and NV vectors of channels
+// accumulate over every position of every image with no horizontal sums and no padding columns.
+
+// acc[k][l] (+)= sum over the images and output positions of xil[pix + k] * gyt[pos][l], where xil
+// and gyt point at the tile's first tap and channel; part (R rows of NV * W, row stride ldp) is
+// stored (first) or added.
+template <typename T, int R>
+void wgrad_ochan_tile(const T* xil, const T* gyt, int64_t nimg, int64_t xstride, int64_t gstride,
+                      int64_t gld, int64_t wr, const Conv2dGeometry& g, bool first, T* part,
+                      int64_t ldp) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width, NV = kOchanNV;
+  Reg acc[R][NV];
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = S::zero();
+  }
+  for (int64_t n = 0; n < nimg; ++n) {
+    const T* gp = gyt + n * gstride;
+    for (int64_t oy = 0; oy < g.ho; ++oy) {
+      const T* xp = xil + n * xstride + oy * wr * g.c;
+      for (int64_t ox = 0; ox < g.wo; ++ox, xp += g.c, gp += gld) {
+        Reg gv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) gv[v] = S::loadu(gp + v * W);
+#pragma GCC unroll 16
+        for (int k = 0; k < R; ++k) {
+          const Reg xv = S::set1(xp[k]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(xv, gv[v], acc[k][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      T* dst = part + k * ldp + v * W;
+      S::storeu(dst, first ? acc[k][v] : S::add(S::loadu(dst), acc[k][v]));
+    }
+  }
+}
+
+// wgrad_ochan_tile for r <= R taps.
+template <typename T, int R = kOchanP>
+void wgrad_ochan_tile_n(int64_t r, const T* xil, const T* gyt, int64_t nimg, int64_t xstride,
+                        int64_t gstride, int64_t gld, int64_t wr, const Conv2dGeometry& g,
+                        bool first, T* part, int64_t ldp) {
+  if constexpr (R > 1) {
+    if (r < R) {
+      return wgrad_ochan_tile_n<T, R - 1>(r, xil, gyt, nimg, xstride, gstride, gld, wr, g, first,
+                                          part, ldp);
+    }
+  }
+  wgrad_ochan_tile<T, R>(xil, gyt, nimg, xstride, gstride, gld, wr, g, first, part, ldp);
+}
+
+// Whether the channel-vector weight gradient does more useful lanes than wgrad_direct (whose
+// positions include the padding columns): at least 8 input channels make its tap runs long.
+template <typename T>
+bool wgrad_ochan_preferred(const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width;
+  if (g.c < 8) return false;
+  const double ochan = double(g.o) / double(round_up(g.o, kOchanNV * W));
+  const int64_t wp = g.wo + g.kw - 1;
+  const double direct = double(g.o) / double(round_up(g.o, kWgradOB)) * double(g.ho * g.wo) /
+                        double(round_up(g.ho * wp, W));
+  return ochan >= direct;
+}
+
+template <typename T>
+void wgrad_ochan(const T* x, const T* gy, T* gw, const Conv2dGeometry& g) {
+  constexpr int W = Simd<T>::width, NW = kOchanNV * W;
+  const int64_t kk = g.kh * g.kw, taps = g.c * kk;
+  const int64_t plane = g.ho * g.wo;
+  const int64_t wr = g.wo + g.kw - 1, hr = g.ho + g.kh - 1;
+  const int64_t opad = round_up(g.o, NW);
+  const int64_t xstride = round_up(hr * wr * g.c, 16);
+  const int64_t gstride = round_up(plane * opad, 16);
+  const int64_t per_image = xstride + gstride;
+  int64_t groups = std::min(g.n, kMaxGroups);
+  groups = std::max<int64_t>(1, std::min(groups, kPartialElems / (taps * opad)));
+  const int64_t group_max = ceil_div(g.n, groups);
+  const int64_t batch = std::max<int64_t>(1, std::min(group_max, kChunkElems * 4 / per_image));
+  const int threads = runtime::num_threads();
+  const int64_t tasks = std::min<int64_t>(groups, threads);
+  const int64_t part_elems = round_up(taps * opad, 16);
+  T* ws = static_cast<T*>(runtime::thread_workspace(
+      runtime::WorkspaceSlot::conv,
+      static_cast<size_t>(groups * part_elems + tasks * batch * per_image) * sizeof(T)));
+  T* parts = ws;
+  // Each tap (i, j) in runs of at most kOchanP input channels, of balanced lengths.
+  const int64_t runs = ceil_div(g.c, kOchanP);
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xils = ws + groups * part_elems + t * batch * per_image;
+      T* gyts = xils + batch * xstride;
+      for (int64_t grp = groups * t / tasks; grp < groups * (t + 1) / tasks; ++grp) {
+        const int64_t n0 = g.n * grp / groups, n1 = g.n * (grp + 1) / groups;
+        T* part = parts + grp * part_elems;  // [tap (i, j, ci)][opad]
+        for (int64_t b0 = n0; b0 < n1; b0 += batch) {
+          const int64_t nb = std::min(batch, n1 - b0);
+          for (int64_t k = 0; k < nb; ++k) {
+            const T* xn = x + (b0 + k) * g.c * g.h * g.w;
+            T* xil = xils + k * xstride;
+            std::fill(xil, xil + hr * wr * g.c, T(0));
+            const int64_t q0 = std::max<int64_t>(0, g.pl), q1 = std::min(wr, g.pl + g.w);
+            for (int64_t r = 0; r < hr; ++r) {
+              const int64_t iy = r - g.pt;
+              if (iy < 0 || iy >= g.h || q1 <= q0) continue;
+              for (int64_t c0 = 0; c0 < g.c; c0 += W) {
+                for (int64_t qa = q0; qa < q1; qa += W) {
+                  transpose_tile(xn + (c0 * g.h + iy) * g.w + qa - g.pl, g.h * g.w,
+                                 std::min<int64_t>(W, g.c - c0), std::min<int64_t>(W, q1 - qa),
+                                 xil + (r * wr + qa) * g.c + c0, g.c);
+                }
+              }
+            }
+            const T* gyn = gy + (b0 + k) * g.o * plane;
+            T* gyt = gyts + k * gstride;
+            for (int64_t o0 = 0; o0 < opad; o0 += W) {
+              for (int64_t p0 = 0; p0 < plane; p0 += W) {
+                const int64_t pn = std::min<int64_t>(W, plane - p0);
+                if (o0 < g.o) {
+                  transpose_tile(gyn + o0 * plane + p0, plane, std::min<int64_t>(W, g.o - o0), pn,
+                                 gyt + p0 * opad + o0, opad);
+                }
+                for (int64_t p = p0; p < p0 + pn; ++p) {
+                  for (int64_t o = std::max(o0, g.o); o < o0 + W; ++o) gyt[p * opad + o] = T(0);
+                }
+              }
+            }
+          }
+          for (int64_t o0 = 0; o0 < opad; o0 += NW) {
+            for (int64_t ij = 0; ij < kk; ++ij) {
+              const int64_t i = ij / g.kw, j = ij % g.kw;
+              for (int64_t run = 0; run < runs; ++run) {
+                const int64_t c0 = g.c * run / runs, c1 = g.c * (run + 1) / runs;
+                wgrad_ochan_tile_n<T>(c1 - c0, xils + (i * wr + j) * g.c + c0, gyts + o0, nb,
+                                      xstride, gstride, opad, wr, g, b0 == n0,
+                                      part + (ij * g.c + c0) * opad + o0, opad);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+  // gw[o][ci, i, j] = the sum over the groups, in group order.
+  for (int64_t grp = 1; grp < groups; ++grp) {
+    const T* src = parts + grp * part_elems;
+    for (int64_t e = 0; e < taps * opad; ++e) parts[e] += src[e];
+  }
+  for (int64_t ij = 0; ij < kk; ++ij) {
+    for (int64_t ci = 0; ci < g.c; ++ci) {
+      const T* src = parts + (ij * g.c + ci) * opad;
+      for (int64_t o = 0; o < g.o; ++o) gw[(o * g.c + ci) * kk + ij] = src[o];
+    }
+  }
+}
+
+// Stride 1 with padding no wider than the kernel: grad_x is the convolution of grad_y with the
+// flipped, transposed kernel and the complementary padding (grad_x_geometry).
+inline bool grad_x_direct(const Conv2dGeometry& g) {
+  return g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 && g.pl <= g.kw - 1;
+}
+
+inline Conv2dGeometry grad_x_geometry(const Conv2dGeometry& g) {
+  Conv2dGeometry gt = g;
+  gt.c = g.o;
+  gt.h = g.ho;
+  gt.w = g.wo;
+  gt.o = g.c;
+  gt.pt = g.kh - 1 - g.pt;
+  gt.pl = g.kw - 1 - g.pl;
+  gt.ho = g.h;
+  gt.wo = g.w;
+  return gt;
+}
+
 template <typename T>
 void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
                    const Conv2dGeometry& g) {
@@ -680,8 +1182,7 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
   // border, where the reference (and col2im) add only the taps that exist.
   bool w_finite = true;
   for (int64_t e = 0; e < g.o * k && w_finite; ++e) w_finite = std::isfinite(w[e]);
-  if (gx != nullptr && w_finite && g.sh == 1 && g.sw == 1 && g.pt <= g.kh - 1 &&
-      g.pl <= g.kw - 1) {
+  if (gx != nullptr && w_finite && grad_x_direct(g)) {
     const int64_t kk = g.kh * g.kw;
     T* wflip = static_cast<T*>(runtime::thread_workspace(
         runtime::WorkspaceSlot::misc, static_cast<size_t>(g.c * g.o * kk) * sizeof(T)));
@@ -692,22 +1193,18 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
         }
       }
     }
-    Conv2dGeometry gt = g;
-    gt.c = g.o;
-    gt.h = g.ho;
-    gt.w = g.wo;
-    gt.o = g.c;
-    gt.pt = g.kh - 1 - g.pt;
-    gt.pl = g.kw - 1 - g.pl;
-    gt.ho = g.h;
-    gt.wo = g.w;
-    run_direct<T, GemmActivation::linear>(gy, wflip, static_cast<const T*>(nullptr), gx, gt);
+    run_direct<T, GemmActivation::linear>(gy, wflip, static_cast<const T*>(nullptr), gx,
+                                          grad_x_geometry(g));
     gx = nullptr;
   }
   // NOTE: grad_w never depends on need_grad_x: stride 1 always takes the direct path for it.
   const bool gw_done = g.sh == 1 && g.sw == 1;
   if (gw_done) {
-    wgrad_direct(x, gy, gw, g);
+    if (wgrad_ochan_preferred<T>(g)) {
+      wgrad_ochan(x, gy, gw, g);
+    } else {
+      wgrad_direct(x, gy, gw, g);
+    }
     if (gx == nullptr) return;
   }
   // Images are split into `groups` fixed runs, each summing its grad_w^T (k x o) partial; the
@@ -796,6 +1293,20 @@ void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, 
   backward_impl(x, w, gy, grad_x, grad_w, grad_b, g);
 }
 
+template <typename T>
+std::string conv2d_kernels(const Conv2dGeometry& g) {
+  const bool stride1 = g.sh == 1 && g.sw == 1;
+  const bool direct = conv2d_choose_algorithm(g) == Conv2dAlgorithm::direct && stride1;
+  std::string s = "forward ";
+  s += direct ? direct_kernel_name(direct_kernel<T>(g)) : "im2col + GEMM";
+  s += "; grad_x ";
+  s +=
+      grad_x_direct(g) ? direct_kernel_name(direct_kernel<T>(grad_x_geometry(g))) : "GEMM + col2im";
+  s += "; grad_w ";
+  s += !stride1 ? "im2col + GEMM" : wgrad_ochan_preferred<T>(g) ? "channel-vector" : "direct";
+  return s;
+}
+
 template Conv2dAlgorithm conv2d_forward<float>(const float*, const float*, const float*, float*,
                                                const Conv2dGeometry&, GemmActivation,
                                                Conv2dAlgorithm);
@@ -804,8 +1315,10 @@ template Conv2dAlgorithm conv2d_forward<double>(const double*, const double*, co
                                                 Conv2dAlgorithm);
 template void conv2d_backward<float>(const float*, const float*, const float*, float*, float*,
                                      float*, const Conv2dGeometry&);
-template void conv2d_backward<double>(const double*, const double*, const double*, double*,
-                                      double*, double*, const Conv2dGeometry&);
+template void conv2d_backward<double>(const double*, const double*, const double*, double*, double*,
+                                      double*, const Conv2dGeometry&);
+template std::string conv2d_kernels<float>(const Conv2dGeometry&);
+template std::string conv2d_kernels<double>(const Conv2dGeometry&);
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast

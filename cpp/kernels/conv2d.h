@@ -6,8 +6,11 @@
 // (x read as zero outside the image). Bottom/right padding is implied by ho and wo.
 //
 // Algorithms (chosen by shape, both exact to the same formula):
-//  - direct: for stride 1, a vectorised kernel along output positions with a block of output
-//    channels in registers, reading a zero-padded copy of the input rows (no unfolding);
+//  - direct: for stride 1, reading a zero-padded copy of the input rows (no unfolding), either
+//    vectors along output positions with a block of output channels in registers (few taps or
+//    few output channels), or, for wide layers, vectors along output channels with a run of
+//    output positions broadcast (an implicit GEMM with no lane spent on padding columns); grad_w
+//    of wide layers likewise accumulates channel vectors over positions;
 //  - im2col: each image's patches are unfolded (a bounded chunk of output rows at a time) and
 //    multiplied by the packed GEMM, bias and activation fused into its store.
 // Work is split over images (and output rows); every output element is computed by the same
@@ -15,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "kernels/gemm.h"
 #include "kernels/isa.h"
@@ -45,6 +49,9 @@ enum class Conv2dAlgorithm : int { automatic = 0, direct = 1, im2col = 2 };
   template <typename T>                                                                          \
   void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, T* grad_b,     \
                        const Conv2dGeometry& g);                                                 \
+  /* The kernels the automatic choice runs for this shape (forward, grad_x, grad_w), as text. */ \
+  template <typename T>                                                                          \
+  std::string conv2d_kernels(const Conv2dGeometry& g);                                           \
   }
 
 NNFAST_FOR_EACH_ISA(NNFAST_DECLARE_CONV2D)
@@ -67,6 +74,11 @@ template <typename T>
 void conv2d_backward(const T* x, const T* w, const T* gy, T* grad_x, T* grad_w, T* grad_b,
                      const Conv2dGeometry& g) {
   NNFAST_DISPATCH(conv2d_backward<T>, x, w, gy, grad_x, grad_w, grad_b, g);
+}
+
+template <typename T>
+std::string conv2d_kernels(const Conv2dGeometry& g) {
+  NNFAST_DISPATCH(conv2d_kernels<T>, g);
 }
 
 }  // namespace nnfast

@@ -35,7 +35,7 @@ inline typename Simd<T>::Reg activate(typename Simd<T>::Reg v) {
 template <typename T>
 inline void softmax_row(T* row, int64_t n) {
   if (n <= 0) return;
-  const T sum = vmath::row_exp_sum(row, row, n, vmath::row_max(row, n));
+  const T sum = vmath::row_softmax_exp(row, row, n);
   vmath::row_scale(row, n, T(1) / sum);
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/row_tasks.h"
 #include "kernels/simd.h"
 #include "kernels/vmath.h"
 #include "runtime/threadpool.h"
@@ -54,12 +55,22 @@ void map2(const T* a, const T* b, T* c, int64_t n, Op op) {
   });
 }
 
-// Row r of a softmax cross-entropy: writes exp(z - max) to g, returns (max, sum).
+// Row r of a softmax cross-entropy: writes e = exp(z - shift) to g (see vmath::row_softmax_exp).
 template <typename T>
-inline T row_softmax_exp(const T* zr, T* gr, int64_t k, T* sum) {
-  const T m = vmath::row_max(zr, k);
-  *sum = vmath::row_exp_sum(zr, gr, k, m);
-  return m;
+struct RowExp {
+  T max;  // m, the row's max
+  T sum;  // s, the sum of e
+  // log(s / e_m) in double, e_m the e of an element equal to m as stored: logsumexp(z) is
+  // m + log_sum, exactly m when m's term is the whole sum (one class, or the others negligible).
+  double log_sum;
+};
+template <typename T>
+inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k) {
+  RowExp<T> r;
+  T e_m;
+  r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m);
+  r.log_sum = std::log(static_cast<double>(r.sum) / static_cast<double>(e_m));
+  return r;
 }
 
 // Runs row_fn(r, row_loss) over rows in parallel and sums the row losses in row order.
@@ -67,8 +78,7 @@ template <typename RowFn>
 double sum_over_rows(int64_t n, int64_t k, RowFn row_fn) {
   if (n <= 0) return 0.0;
   std::vector<double> loss(static_cast<size_t>(n));
-  const int64_t grain = std::max<int64_t>(1, kRowsGrain / std::max<int64_t>(k, 1));
-  runtime::parallel_for(n, grain, [&](int64_t r0, int64_t r1) {
+  for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r);
   });
   double s = 0.0;
@@ -159,11 +169,11 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
     const T* zr = z + r * k;
     T* gr = grad + r * k;
     const int64_t y = labels[r];
-    T s;
-    const T m = row_softmax_exp(zr, gr, k, &s);
-    // grad = (e / s - onehot) scale, rounded as softmax_ce_dense rounds it (same bits for
-    // either label form).
-    const T inv = T(1) / s;
+    const RowExp<T> row = row_softmax_exp(zr, gr, k);
+    // grad = (e / s - onehot) scale with softmax_ce_dense's operations (same bits for either
+    // label form): fmadd(e, 1/s, -y) * scale, y = 0 off the label (fmadd(e, 1/s, -0) rounds
+    // e / s once, as the mul here does), y = 1 at it.
+    const T inv = T(1) / row.sum;
     const T e_label = gr[y];
     const auto vinv = S::set1(inv), vs = S::set1(scale);
     int64_t j = 0;
@@ -173,8 +183,11 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
     if (j < k) {
       S::store_partial(gr + j, S::mul(S::mul(S::load_partial(gr + j, k - j), vinv), vs), k - j);
     }
-    gr[y] = (e_label * inv - T(1)) * scale;
-    return (static_cast<double>(m) - static_cast<double>(zr[y])) + std::log(static_cast<double>(s));
+    // NOTE: the label's element through the same Simd ops, not scalar code: a scalar
+    // e * inv - 1 may or may not be contracted into an FMA depending on the build (it was not
+    // under -fsanitize, 1 ulp away from the dense path).
+    S::store_partial(gr + y, S::mul(S::fmadd(S::set1(e_label), vinv, S::set1(T(-1))), vs), 1);
+    return (static_cast<double>(row.max) - static_cast<double>(zr[y])) + row.log_sum;
   });
 }
 
@@ -185,12 +198,12 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
     const T* zr = z + r * k;
     const T* yr = y + r * k;
     T* gr = grad + r * k;
-    T s;
-    const T m = row_softmax_exp(zr, gr, k, &s);
-    // Row loss sum_j y_j ((m - z_j) + log s) in double; terms with y_j = 0 are skipped so a
+    if (k <= 0) return 0.0;  // NOTE: also keeps gcc 12 from a false warning (see vmath row_max)
+    const RowExp<T> row = row_softmax_exp(zr, gr, k);
+    // Row loss sum_j y_j ((m - z_j) + log_sum) in double; terms with y_j = 0 are skipped so a
     // -inf logit of a zero target adds nothing (0 * inf would be NaN); a NaN target propagates.
-    const auto vm = D::set1(static_cast<double>(m));
-    const auto vlog = D::set1(std::log(static_cast<double>(s)));
+    const auto vm = D::set1(static_cast<double>(row.max));
+    const auto vlog = D::set1(row.log_sum);
     auto acc = D::zero();
     for (int64_t j = 0; j < k; j += D::width) {
       const int64_t c = std::min<int64_t>(D::width, k - j);
@@ -200,27 +213,27 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
       const auto keep = D::select(D::cmp_gt(D::abs(yj), D::zero()), term, D::zero());
       acc = D::add(acc, D::select(D::is_nan(yj), yj, keep));
     }
-    // grad = scale (e / s - y)
-    const auto inv = S::set1(T(1) / s), vs = S::set1(scale);
+    // grad = scale (e / s - y), as fmadd(e, 1/s, -y) * scale: one explicit fused operation, so
+    // softmax_ce_index can give the same bits whatever the compiler contracts.
+    const auto inv = S::set1(T(1) / row.sum), vs = S::set1(scale);
     int64_t j = 0;
     for (; j + S::width <= k; j += S::width) {
-      const auto p = S::mul(S::loadu(gr + j), inv);
-      S::storeu(gr + j, S::mul(S::sub(p, S::loadu(yr + j)), vs));
+      S::storeu(gr + j, S::mul(S::fmadd(S::loadu(gr + j), inv, S::neg(S::loadu(yr + j))), vs));
     }
     if (j < k) {
       const int64_t c = k - j;
-      const auto p = S::mul(S::load_partial(gr + j, c), inv);
-      S::store_partial(gr + j, S::mul(S::sub(p, S::load_partial(yr + j, c)), vs), c);
+      const auto yj = S::neg(S::load_partial(yr + j, c));
+      S::store_partial(gr + j, S::mul(S::fmadd(S::load_partial(gr + j, c), inv, yj), vs), c);
     }
     return D::reduce_add(acc);
   });
 }
 
-#define NNFAST_INSTANTIATE(T)                                                               \
-  template double mse_sum<T>(const T*, const T*, int64_t);                                  \
-  template void mse_grad<T>(const T*, const T*, T*, int64_t, T);                            \
-  template double bce_sum<T>(const T*, const T*, int64_t);                                  \
-  template void bce_grad<T>(const T*, const T*, T*, int64_t, T);                            \
+#define NNFAST_INSTANTIATE(T)                                                             \
+  template double mse_sum<T>(const T*, const T*, int64_t);                                \
+  template void mse_grad<T>(const T*, const T*, T*, int64_t, T);                          \
+  template double bce_sum<T>(const T*, const T*, int64_t);                                \
+  template void bce_grad<T>(const T*, const T*, T*, int64_t, T);                          \
   template double softmax_ce_index<T>(const T*, const int64_t*, T*, int64_t, int64_t, T); \
   template double softmax_ce_dense<T>(const T*, const T*, T*, int64_t, int64_t, T);
 NNFAST_INSTANTIATE(float)

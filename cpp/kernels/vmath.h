@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -222,41 +223,47 @@ inline Simd<double>::Reg log1p(Simd<double>::Reg x) {
 }
 
 // Max of x[0..len), -inf when empty. NOTE: max skips a NaN (x86 max returns its second operand),
-// but exp(NaN - m) reaches the sum in row_exp_sum, so a row holding NaN becomes all NaN.
+// but exp(NaN - s) reaches the sum in row_softmax_exp, so a row holding NaN becomes all NaN. Four
+// accumulators: one max chain would cost its latency (4 cycles) per register.
 template <typename T>
 inline T row_max(const T* x, int64_t len) {
   using S = Simd<T>;
   constexpr int64_t W = S::width;
   const T ninf = -std::numeric_limits<T>::infinity();
-  auto m0 = S::set1(ninf), m1 = m0;
+  // NOTE: returning early for len = 0 keeps gcc 12 from folding max(-inf, -inf) into a false
+  // -Wuninitialized in _mm512_max_ps (GCC PR 105593).
+  if (len <= 0) return ninf;
+  auto m0 = S::set1(ninf), m1 = m0, m2 = m0, m3 = m0;
   int64_t j = 0;
-  for (; j + 2 * W <= len; j += 2 * W) {
+  for (; j + 4 * W <= len; j += 4 * W) {
     m0 = S::max(S::loadu(x + j), m0);
     m1 = S::max(S::loadu(x + j + W), m1);
+    m2 = S::max(S::loadu(x + j + 2 * W), m2);
+    m3 = S::max(S::loadu(x + j + 3 * W), m3);
   }
   for (; j + W <= len; j += W) m0 = S::max(S::loadu(x + j), m0);
   if (j < len) m1 = S::max(S::load_partial_or(x + j, len - j, ninf), m1);
-  return S::reduce_max(S::max(m0, m1));
+  return S::reduce_max(S::max(S::max(m0, m1), S::max(m2, m3)));
 }
 
-// y[j] = exp(x[j] - m) for j < len; returns their sum (compensated partial sums, then the
-// lanes in a fixed order). y may equal x.
-template <typename T>
-inline T row_exp_sum(const T* x, T* y, int64_t len, T m) {
+// y[j] = f(x[j]) for j < len (lanes past the end read as -inf, and f(-inf) must be 0); returns
+// the sum of the y[j]: plain sums over blocks of 16 registers, blocks added with compensation (as
+// accurate as a compensated sum throughout, at a fraction of its cost: its add chain is long),
+// then the lanes in a fixed order. y may equal x.
+template <typename T, typename F>
+inline T row_map_sum(const T* x, T* y, int64_t len, F f) {
   using S = Simd<T>;
   constexpr int64_t W = S::width;
-  const T ninf = -std::numeric_limits<T>::infinity();
-  const auto vm = S::set1(m);
-  // Plain sums over blocks of 16 registers, blocks added with compensation: as accurate as a
-  // compensated sum throughout, at a fraction of its cost (its add chain is long).
+  if (len <= 0) return T(0);  // NOTE: also keeps gcc 12 from a false warning, see row_max
+  const int64_t full = len - len % W;
   Kahan<T> total;
   int64_t j = 0;
-  while (j + 2 * W <= len) {
-    const int64_t block_end = std::min(len, j + 16 * W);
+  while (j + 2 * W <= full) {
+    const int64_t block_end = std::min(full, j + 16 * W);
     auto s0 = S::zero(), s1 = S::zero();
     for (; j + 2 * W <= block_end; j += 2 * W) {
-      const auto e0 = exp_diff<T>(S::loadu(x + j), vm);
-      const auto e1 = exp_diff<T>(S::loadu(x + j + W), vm);
+      const auto e0 = f(S::loadu(x + j));
+      const auto e1 = f(S::loadu(x + j + W));
       S::storeu(y + j, e0);
       S::storeu(y + j + W, e1);
       s0 = S::add(s0, e0);
@@ -265,19 +272,167 @@ inline T row_exp_sum(const T* x, T* y, int64_t len, T m) {
     total.add(S::add(s0, s1));
   }
   auto s = S::zero();
-  for (; j + W <= len; j += W) {
-    const auto e = exp_diff<T>(S::loadu(x + j), vm);
-    S::storeu(y + j, e);
-    s = S::add(s, e);
+  if (j < full) {
+    s = f(S::loadu(x + j));
+    S::storeu(y + j, s);
   }
-  if (j < len) {
-    // Lanes past the end hold exp(-inf) = 0.
-    const auto e = exp_diff<T>(S::load_partial_or(x + j, len - j, ninf), vm);
-    S::store_partial(y + j, e, len - j);
+  if (full < len) {
+    const auto e = f(S::load_partial_or(x + full, len - full, -std::numeric_limits<T>::infinity()));
+    S::store_partial(y + full, e, len - full);
     s = S::add(s, e);
   }
   total.add(s);
   return S::reduce_add(S::sub(total.s, total.c));
+}
+
+// exp(r) for |r| <= ln2/2 + 2^-7. float: degree 6 fitted for relative error (coefficients
+// rounded to float in turn, each refitting the rest): 2^-28 before rounding the evaluation.
+// double: Taylor to degree 13 (remainder r^14/14! < 2^-57).
+template <typename T>
+inline typename Simd<T>::Reg exp_poly(typename Simd<T>::Reg r) {
+  using S = Simd<T>;
+  if constexpr (sizeof(T) == 4) {
+    auto p = S::set1(1.381966867e-03f);
+    p = S::fmadd(p, r, S::set1(8.369274437e-03f));
+    p = S::fmadd(p, r, S::set1(4.166829586e-02f));
+    p = S::fmadd(p, r, S::set1(1.666651666e-01f));
+    p = S::fmadd(p, r, S::set1(4.999999404e-01f));
+    p = S::fmadd(p, r, S::set1(1.0f));
+    return S::fmadd(p, r, S::set1(1.0f));
+  } else {
+    constexpr int d = 13;
+    T coef[d + 1];
+    coef[0] = T(1);
+    for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
+    auto p = S::set1(coef[d]);
+    for (int i = d - 1; i >= 0; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+    return p;
+  }
+}
+
+// Constants of softmax's split exponential (exp_split): the shift m has |m| <= max_shift, and
+// x + split rounds x (>= m + lo) to a multiple of 2^-9 or coarser: x + split stays in
+// [2^(p-10), 2^(p-7)) for p significand bits.
+template <typename T>
+struct SplitExpConst;
+template <>
+struct SplitExpConst<float> {
+  static constexpr float split = 49152.0f;  // 1.5 * 2^15
+  static constexpr float max_shift = 16384.0f;
+  static constexpr float lo = -104.0f;  // exp(lo) rounds to 0, as does exp of anything below
+};
+template <>
+struct SplitExpConst<double> {
+  static constexpr double split = 26388279066624.0;  // 1.5 * 2^44
+  static constexpr double max_shift = 16384.0;
+  static constexpr double lo = -746.0;
+};
+
+// The shift m of exp_split as mh + ml: mh = (m + split) - split, ml = m - mh (both exact).
+template <typename T>
+struct SplitShift {
+  using S = Simd<T>;
+  typename S::Reg t, k, ml;  // t = mh + lo (the clamp), k = split + mh, ml
+  explicit SplitShift(T m) {
+    const auto split = S::set1(SplitExpConst<T>::split);
+    const auto vm = S::set1(m);
+    const auto mh = S::sub(S::add(vm, split), split);
+    t = S::add(mh, S::set1(SplitExpConst<T>::lo));
+    k = S::add(split, mh);
+    ml = S::sub(vm, mh);
+  }
+};
+
+// exp(x - m) for x <= m (or NaN) without rounding x - m: x (clamped at mh + lo) = xh + xl with
+// xh = (x + split) - split a multiple of 2^-9, so a = xh - mh = (x + split) - k is exact, and so
+// is a - n ln2_hi (ln2_hi has 16 significant bits in float, 32 in double: n ln2_hi is exact and
+// the difference a short multiple of 2^-16, or 2^-33); xl - ml (|.| <= 2^-7) joins at r's
+// precision. For x = m, a = 0 and xl = ml: exactly 1. No overflow branch: n <= 0.
+template <typename T>
+inline typename Simd<T>::Reg exp_split(typename Simd<T>::Reg x, const SplitShift<T>& sh) {
+  using S = Simd<T>;
+  using C = ExpConst<T>;
+  const auto split = S::set1(SplitExpConst<T>::split);
+  const auto xc = S::max(sh.t, x);  // a NaN x stays (second operand)
+  const auto hi = S::add(xc, split);
+  const auto a = S::sub(hi, sh.k);
+  const auto lo = S::sub(S::sub(xc, S::sub(hi, split)), sh.ml);
+  const auto magic = S::set1(C::round_magic);
+  const auto n = S::sub(S::fmadd(a, S::set1(T(1.4426950408889634)), magic), magic);
+  auto r = S::fnmadd(n, S::set1(C::ln2_hi), a);
+  r = S::add(r, lo);
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  return S::ldexp(exp_poly<T>(r), n);
+}
+
+// exp(x) for x <= 88 (float) or 709 (double), or NaN: exp without its overflow clamp, and with
+// exp_poly (x clamped below at lo, where exp rounds to 0).
+template <typename T>
+inline typename Simd<T>::Reg exp_bounded(typename Simd<T>::Reg x) {
+  using S = Simd<T>;
+  using C = ExpConst<T>;
+  x = S::max(S::set1(SplitExpConst<T>::lo), x);  // a NaN x stays (second operand)
+  const auto magic = S::set1(C::round_magic);
+  const auto n = S::sub(S::fmadd(x, S::set1(T(1.4426950408889634)), magic), magic);
+  auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  return S::ldexp(exp_poly<T>(r), n);
+}
+
+// Lane 0 of v.
+template <typename T>
+inline T first_lane(typename Simd<T>::Reg v) {
+  alignas(64) T lanes[Simd<T>::width];
+  Simd<T>::storeu(lanes, v);
+  return lanes[0];
+}
+
+// Softmax's exponentials of a row: y[j] = exp(x[j] - s) for j < len, returns their sum; y may
+// equal x. Optionally writes the row's max m and e_m = exp(m - s) exactly as y holds it for an
+// element equal to m. Any s with m - s in [0, g] gives the same softmax, never overflows
+// (len exp(g) < T's max) and keeps every element the result holds as a normal number normal in
+// y: so when m is in [0, g], s = 0 and x - s is exact (exp_bounded, the cheapest). Other rows:
+// s = m with exp_split (x - m exact too), or exp_diff when m is infinite or huge (or the row all
+// -inf). With s = m, e_m = 1; with s = 0, a row whose sum is e_m alone (one element, or the others
+// below its rounding) is rescaled to e_m = 1, so such a row's softmax is exactly one-hot.
+template <typename T>
+inline T row_softmax_exp(const T* x, T* y, int64_t len, T* max = nullptr, T* exp_max = nullptr) {
+  using S = Simd<T>;
+  using C = SplitExpConst<T>;
+  const T m = row_max(x, len);
+  if (max != nullptr) *max = m;
+  // g: len exp(g) < T's max with e to spare (ln(len) < bits(len) ln2 <= 44).
+  int bits = 0;
+  for (int64_t v = len; v > 0; v >>= 1) ++bits;
+  const T g = (sizeof(T) == 4 ? T(87) : T(708)) - T(0.6931471805599453) * T(bits);
+  if (m >= T(0) && m <= g) {
+    auto f = [](typename S::Reg v) { return exp_bounded<T>(v); };
+    T e_m = first_lane<T>(f(S::set1(m)));
+    T sum = row_map_sum(x, y, len, f);
+    if (sum == e_m) {
+      // e_m is the whole sum: y = 1 there, y / e_m elsewhere (below 2^-24 of it).
+      const auto ve = S::set1(e_m), inv = S::set1(T(1) / e_m), one = S::set1(T(1));
+      auto fix = [&](typename S::Reg v) {
+        return S::select(S::cmp_lt(v, ve), S::mul(v, inv), one);
+      };
+      constexpr int64_t W = S::width;
+      int64_t j = 0;
+      for (; j + W <= len; j += W) S::storeu(y + j, fix(S::loadu(y + j)));
+      if (j < len) S::store_partial(y + j, fix(S::load_partial(y + j, len - j)), len - j);
+      sum = e_m = T(1);
+    }
+    if (exp_max != nullptr) *exp_max = e_m;
+    return sum;
+  }
+  if (!(m >= -C::max_shift && m <= C::max_shift)) {
+    const auto vm = S::set1(m);
+    auto f = [&](typename S::Reg v) { return exp_diff<T>(v, vm); };
+    if (exp_max != nullptr) *exp_max = first_lane<T>(f(vm));
+    return row_map_sum(x, y, len, f);
+  }
+  const SplitShift<T> sh(m);
+  if (exp_max != nullptr) *exp_max = T(1);  // exp_split(m) is exactly 1
+  return row_map_sum(x, y, len, [&](typename S::Reg v) { return exp_split<T>(v, sh); });
 }
 
 // y[j] *= c for j < len.

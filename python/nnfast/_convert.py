@@ -11,7 +11,8 @@ here, with at most one explicit copy:
 * several inputs of one call with mixed float dtypes → the promoted dtype (float64 if any is);
 * complex, object, string, datetime and extended-precision arrays, ``None``, ``str`` and
   ``bytes`` → ``TypeError`` naming the function and the argument;
-* masked arrays → ``TypeError`` (the kernels would silently ignore the mask);
+* masked arrays → ``TypeError`` (the kernels would silently ignore the mask), float inputs,
+  integer labels and pooling indices alike;
 * misaligned arrays (e.g. ``np.frombuffer`` at an odd offset) → one aligned copy.
 
 ``out=`` arrays are never converted: the bindings check them exactly.
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_float_array", "as_float_arrays"]
+__all__ = ["as_float_array", "as_float_arrays", "reject_masked"]
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -42,6 +43,19 @@ def _target_dtype(dt: np.dtype, fn: str, arg: str) -> np.dtype:
     if kind in "biu":
         return _F64
     raise TypeError(f"{fn}: {arg} must be a float32 or float64 array, got dtype {dt}")
+
+
+def reject_masked(x: Any, fn: str, arg: str) -> None:
+    """Raises TypeError for a ``numpy.ma.MaskedArray`` (float, integer labels or indices alike).
+
+    NOTE: refused rather than honoured: a masked label or pooling index has no meaning the kernels
+    could give it, and dropping the masked rows would silently change the batch size (the mean).
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{fn}: {arg} is a masked array (numpy.ma.MaskedArray); nnfast would ignore its mask: "
+            f"pass {arg}.filled(value) or {arg}.data"
+        )
 
 
 def as_float_array(x: Any, fn: str, arg: str, dtype: np.dtype | None = None) -> np.ndarray:
@@ -65,11 +79,7 @@ def as_float_array(x: Any, fn: str, arg: str, dtype: np.dtype | None = None) -> 
         and (dtype is None or x.dtype == dtype)
     ):
         return x
-    if isinstance(x, np.ma.MaskedArray):
-        raise TypeError(
-            f"{fn}: {arg} is a masked array (numpy.ma.MaskedArray); nnfast would ignore its mask: "
-            f"pass {arg}.filled(value) or {arg}.data"
-        )
+    reject_masked(x, fn, arg)
     if not isinstance(x, np.ndarray):
         if x is None or isinstance(x, (str, bytes)):
             raise TypeError(f"{fn}: {arg} must be an array of numbers, got {type(x).__name__}")

@@ -136,8 +136,15 @@ def dense(
         ``(batch, out_features)``.
     """
 
+OutTriple = tuple[FloatArray | None, FloatArray | None, FloatArray | None]
+
 def dense_backward(
-    x: FloatArray, w: FloatArray, a: FloatArray, grad_a: FloatArray, activation: str = "linear"
+    x: FloatArray,
+    w: FloatArray,
+    a: FloatArray,
+    grad_a: FloatArray,
+    activation: str = "linear",
+    out: OutTriple | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Gradients of ``a = act(x @ w + b)`` given ``grad_a = dL/da``.
 
@@ -148,6 +155,9 @@ def dense_backward(
     a : ndarray, ``(batch, out_features)``, the forward output
     grad_a : ndarray, ``(batch, out_features)``
     activation : {"linear", "relu", "sigmoid", "tanh", "softmax"}
+    out : tuple (grad_x, grad_w, grad_b), optional
+        Each entry an array of that result's shape and ``x``'s dtype (C-contiguous, writeable,
+        not overlapping an input or another entry) or None; supplied entries are returned.
 
     Returns
     -------
@@ -195,21 +205,33 @@ def conv2d_backward(
     stride: IntOrPair = 1,
     padding: IntOrPair | str = 0,
     need_grad_x: bool = True,
+    out: OutTriple | None = None,
 ) -> tuple[FloatArray | None, FloatArray, FloatArray]:
-    """(grad_x or None, grad_w, grad_b) of conv2d given dL/dy."""
+    """(grad_x or None, grad_w, grad_b) of conv2d given dL/dy; ``out`` as for
+    :func:`dense_backward` (``out[0]`` must be None when ``need_grad_x`` is False)."""
 
 def _conv2d_algorithm(
     x: FloatArray, w: FloatArray, stride: IntOrPair = 1, padding: IntOrPair | str = 0
 ) -> str:
     """The forward algorithm the automatic choice picks: "direct" or "im2col"."""
 
+def _conv2d_kernels(
+    x: FloatArray, w: FloatArray, stride: IntOrPair = 1, padding: IntOrPair | str = 0
+) -> str:
+    """The kernels the automatic choice runs for this shape and dtype on the active ISA
+    (forward, grad_x, grad_w), as text for benchmark notes."""
+
 def max_pool2d(
     x: FloatArray,
     pool_size: IntOrPair = 2,
     stride: IntOrPair | None = None,
     return_indices: bool = False,
+    out: FloatArray | tuple[FloatArray | None, npt.NDArray[np.int64] | None] | None = None,
 ) -> FloatArray | tuple[FloatArray, npt.NDArray[np.int64]]:
-    """Max over windows (floor mode); with return_indices also the flat argmax per plane."""
+    """Max over windows (floor mode); with return_indices also the flat argmax per plane.
+
+    ``out``: the result array, or with ``return_indices`` a tuple ``(y, indices)`` whose entries
+    may be None."""
 
 def max_pool2d_backward(
     grad_y: FloatArray,
@@ -217,6 +239,7 @@ def max_pool2d_backward(
     input_shape: tuple[int, ...],
     pool_size: IntOrPair | None = None,
     stride: IntOrPair | None = None,
+    out: FloatArray | None = None,
 ) -> FloatArray:
     """grad_y scattered (added) into zeros of input_shape at validated indices."""
 

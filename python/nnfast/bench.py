@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import _core, _runtime
+from . import _core, _runtime, _tutorial_seed
 from . import functional as F
 
 __all__ = ["ROWS", "Row", "main", "run_rows"]
@@ -258,44 +258,6 @@ _rows_losses()
 # each a function followed by its call)
 
 
-class _TutorialSeedNet:
-    """The tutorial's SimpleNeuralNetwork, verbatim (NumPy loops): the "seed" baseline."""
-
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
-        self.W1 = np.random.randn(input_size, hidden_size) * 0.1  # noqa: NPY002
-        self.b1 = np.zeros(hidden_size)
-        self.W2 = np.random.randn(hidden_size, output_size) * 0.1  # noqa: NPY002
-        self.b2 = np.zeros(output_size)
-        self.loss_history: list[Any] = []
-
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        self.z1 = np.dot(X, self.W1) + self.b1
-        self.a1 = np.maximum(0, self.z1)
-        self.z2 = np.dot(self.a1, self.W2) + self.b2
-        self.a2 = 1 / (1 + np.exp(-self.z2))
-        return self.a2
-
-    def backward(self, X: np.ndarray, y: np.ndarray, output: np.ndarray, lr: float) -> None:
-        m = X.shape[0]
-        dz2 = output - y
-        dW2 = (1 / m) * np.dot(self.a1.T, dz2)
-        db2 = (1 / m) * np.sum(dz2, axis=0)
-        da1 = np.dot(dz2, self.W2.T)
-        dz1 = da1 * (self.z1 > 0)
-        dW1 = (1 / m) * np.dot(X.T, dz1)
-        db1 = (1 / m) * np.sum(dz1, axis=0)
-        self.W2 -= lr * dW2
-        self.b2 -= lr * db2
-        self.W1 -= lr * dW1
-        self.b1 -= lr * db1
-
-    def train(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float) -> None:
-        for _ in range(epochs):
-            output = self.forward(X)
-            self.loss_history.append(np.mean((output - y) ** 2))
-            self.backward(X, y, output, learning_rate)
-
-
 def _rows_training() -> None:
     from . import datasets, nn, optim, tutorial
 
@@ -306,14 +268,15 @@ def _rows_training() -> None:
             def train() -> Any:
                 np.random.seed(42)  # noqa: NPY002  (the tutorial's seed and global RNG)
                 model = cls(2, 4, 1)
-                model.train(
-                    X, y, 1000, 0.5, **({"verbose": False} if cls is not _TutorialSeedNet else {})
-                )
+                model.train(X, y, 1000, 0.5, verbose=False)
                 return model
 
             return train
 
-        return {"nnfast": run(tutorial.SimpleNeuralNetwork), "numpy": run(_TutorialSeedNet)}
+        return {
+            "nnfast": run(tutorial.SimpleNeuralNetwork),
+            "numpy": run(_tutorial_seed.SimpleNeuralNetwork),
+        }
 
     ROWS.append(
         Row(
@@ -370,20 +333,6 @@ def _rows_training() -> None:
 
 
 _rows_training()
-
-
-def _tutorial_convolve2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """SEED: the tutorial's own ``convolve2d`` (Part 3), copied verbatim as the baseline."""
-    img_h, img_w = image.shape
-    ker_h, ker_w = kernel.shape
-    out_h = img_h - ker_h + 1
-    out_w = img_w - ker_w + 1
-    feature_map = np.zeros((out_h, out_w))
-    for i in range(out_h):
-        for j in range(out_w):
-            patch = image[i : i + ker_h, j : j + ker_w]
-            feature_map[i, j] = np.sum(patch * kernel)
-    return feature_map
 
 
 def _rows_conv() -> None:
@@ -443,7 +392,7 @@ def _rows_conv() -> None:
 
     peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
     for n, c, hw, o, k, pad in [(64, 1, 28, 32, 3, 1), (64, 32, 14, 64, 3, 1)]:
-        algo = _core_algorithm(n, c, hw, o, k, pad)
+        kernels = _core_kernels(n, c, hw, o, k, pad)
         flops = 2.0 * n * o * hw * hw * c * k * k
         shape = f"{n}x{c}x{hw}x{hw} * {o}x{c}x{k}x{k} pad {pad} f32"
         ROWS.append(
@@ -452,7 +401,7 @@ def _rows_conv() -> None:
                 "conv2d",
                 conv_setup(n, c, hw, o, k, pad, False),
                 flops=flops,
-                notes=f"{algo}; {peak}",
+                notes=f"{kernels.split(';')[0]}; {peak}",
             )
         )
         ROWS.append(
@@ -461,7 +410,7 @@ def _rows_conv() -> None:
                 "conv2d",
                 conv_setup(n, c, hw, o, k, pad, True),
                 flops=3 * flops,
-                notes=f"{algo} forward, im2col + GEMM backward (grad_x, grad_w, grad_b)",
+                notes=kernels,
             )
         )
 
@@ -471,7 +420,7 @@ def _rows_conv() -> None:
         kernel = np.array([[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]])
         impls: dict[str, Impl] = {
             "nnfast": lambda: F.conv2d(image, kernel),
-            "numpy": lambda: _tutorial_convolve2d(image, kernel),
+            "numpy": lambda: _tutorial_seed.convolve2d(image, kernel),
         }
         if torch is not None:
             ti = torch.from_numpy(image)[None, None]
@@ -486,16 +435,16 @@ def _rows_conv() -> None:
             "conv2d",
             tutorial_setup,
             flops=2.0 * 26 * 26 * 9,
-            notes="direct; NumPy column is the tutorial's own Python loops",
+            notes="direct row-wise; NumPy column is the tutorial's own Python loops",
         )
     )
 
 
-def _core_algorithm(n: int, c: int, hw: int, o: int, k: int, pad: int) -> str:
+def _core_kernels(n: int, c: int, hw: int, o: int, k: int, pad: int) -> str:
     from . import _core
 
     x = np.zeros((n, c, hw, hw), np.float32)
-    return _core._conv2d_algorithm(x, np.zeros((o, c, k, k), np.float32), 1, pad)
+    return _core._conv2d_kernels(x, np.zeros((o, c, k, k), np.float32), 1, pad)
 
 
 _rows_conv()

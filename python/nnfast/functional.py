@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._convert import as_float_array, as_float_arrays
+from ._convert import as_float_array, as_float_arrays, reject_masked
 
 # NOTE: each section below extends __all__ itself, so families add functions without touching a
 # shared list; nnfast/__init__.py re-exports everything listed here.
@@ -258,6 +258,7 @@ def _labels(labels: Any, logits: np.ndarray) -> np.ndarray:
     fn = "softmax_cross_entropy"
     if isinstance(labels, (str, bytes)):
         raise TypeError(f"{fn}: labels must be an array of integers, got {type(labels).__name__}")
+    reject_masked(labels, fn, "labels")
     y = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
     kind = y.dtype.kind
     if kind in "biu":
@@ -416,7 +417,12 @@ def dense(
 
 
 def dense_backward(
-    x: Any, w: Any, a: Any, grad_a: Any, activation: str | None = "linear"
+    x: Any,
+    w: Any,
+    a: Any,
+    grad_a: Any,
+    activation: str | None = "linear",
+    out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of a dense layer ``a = act(x @ w + b)`` given ``grad_a = dL/da``.
 
@@ -432,6 +438,11 @@ def dense_backward(
         The layer's output from :func:`dense`.
     grad_a : array_like, shape (batch, out_features)
     activation : {"linear", "relu", "sigmoid", "tanh", "softmax"} or None
+    out : tuple (grad_x, grad_w, grad_b), optional
+        Arrays to write the results into, NumPy's convention for several outputs: a tuple of
+        three entries, each a C-contiguous, writeable array of that result's shape and dtype
+        (not overlapping an input or another entry) or None (allocated). The supplied arrays are
+        the ones returned.
 
     Returns
     -------
@@ -443,11 +454,11 @@ def dense_backward(
         activation = "linear"
     if type(x) is np.ndarray:
         try:
-            return _core.dense_backward(x, w, a, grad_a, activation)
+            return _core.dense_backward(x, w, a, grad_a, activation, out)
         except _CONVERTIBLE:
             pass
     x2, w2, a2, g2 = as_float_arrays("dense_backward", x=x, w=w, a=a, grad_a=grad_a)
-    return _core.dense_backward(x2, w2, a2, g2, activation)
+    return _core.dense_backward(x2, w2, a2, g2, activation, out)
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -517,6 +528,7 @@ def conv2d_backward(
     stride: Any = 1,
     padding: Any = 0,
     need_grad_x: bool = True,
+    out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of ``y = conv2d(x, w, b, stride, padding)`` given ``grad_y = dL/dy``.
 
@@ -531,6 +543,10 @@ def conv2d_backward(
     grad_y : array_like, the shape of ``conv2d``'s output
     need_grad_x : bool
         ``False`` skips ``grad_x`` (a network's first layer) and returns ``None`` in its place.
+    out : tuple (grad_x, grad_w, grad_b), optional
+        As for :func:`dense_backward`: three entries, each a C-contiguous, writeable array of
+        that result's shape and dtype, or None (allocated); ``grad_x`` must be None when
+        ``need_grad_x`` is False.
 
     Returns
     -------
@@ -540,18 +556,24 @@ def conv2d_backward(
     """
     if type(x) is np.ndarray and type(w) is np.ndarray and type(grad_y) is np.ndarray:
         try:
-            return _core.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x)
+            return _core.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x, out)
         except _CONVERTIBLE:
             pass
     x2, w2, g2 = as_float_arrays("conv2d_backward", x=x, w=w, grad_y=grad_y)
-    return _core.conv2d_backward(x2, w2, g2, stride, padding, need_grad_x)
+    return _core.conv2d_backward(x2, w2, g2, stride, padding, need_grad_x, out)
 
 
 # ----------------------------------------------------------------------------- pooling
 __all__ += ["flatten", "max_pool2d", "max_pool2d_backward"]
 
 
-def max_pool2d(x: Any, pool_size: Any = 2, stride: Any = None, return_indices: bool = False) -> Any:
+def max_pool2d(
+    x: Any,
+    pool_size: Any = 2,
+    stride: Any = None,
+    return_indices: bool = False,
+    out: Any = None,
+) -> Any:
     """Max over each pooling window (floor mode, no padding), NCHW or a single (H, W) plane.
 
     Windows are scanned row-major; an element replaces the running max when it is greater or
@@ -567,13 +589,19 @@ def max_pool2d(x: Any, pool_size: Any = 2, stride: Any = None, return_indices: b
         Defaults to ``pool_size``.
     return_indices : bool
         Also return the flat index (``row * W + col``) of each max within its ``(H, W)`` plane.
+    out : numpy.ndarray, or tuple (y, indices) with ``return_indices``, optional
+        Arrays to write the results into (C-contiguous, writeable, the result's shape; ``y`` of
+        ``x``'s dtype, ``indices`` int64; none overlapping ``x`` or each other). With
+        ``return_indices`` it is a tuple of two entries, each an array or None (allocated), as
+        NumPy's ufuncs with two results take it.
 
     Returns
     -------
     y : numpy.ndarray, shape (N, C, Ho, Wo) or (Ho, Wo), ``Ho = (H - ph) // sh + 1``
     indices : numpy.ndarray of int64, same shape (only with ``return_indices=True``)
     """
-    return _core.max_pool2d(as_float_array(x, "max_pool2d", "x"), pool_size, stride, return_indices)
+    x2 = as_float_array(x, "max_pool2d", "x")
+    return _core.max_pool2d(x2, pool_size, stride, return_indices, out)
 
 
 def max_pool2d_backward(
@@ -582,6 +610,7 @@ def max_pool2d_backward(
     input_shape: Any,
     pool_size: Any = None,
     stride: Any = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`max_pool2d`: ``grad_y`` added into zeros of ``input_shape`` at indices.
 
@@ -598,6 +627,9 @@ def max_pool2d_backward(
         The shape of the pooled input.
     pool_size, stride : int or (int, int), optional
         The forward call's window and stride, to check each index against its window.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``input_shape`` and ``grad_y``'s dtype, not overlapping
+        ``grad_y`` or ``indices``. Nothing is written to it when an index is invalid.
 
     Returns
     -------
@@ -610,6 +642,7 @@ def max_pool2d_backward(
         and indices.flags.c_contiguous
         and indices.flags.aligned
     ):
+        reject_masked(indices, "max_pool2d_backward", "indices")
         if isinstance(indices, np.ndarray) and indices.dtype.kind not in "iu":
             raise TypeError(
                 f"max_pool2d_backward: indices must be an integer array, got dtype {indices.dtype}"
@@ -623,7 +656,7 @@ def max_pool2d_backward(
             raise ValueError("max_pool2d_backward: indices has a value beyond int64")
         indices = np.require(arr, np.int64, ["C", "A"])  # (np.ascontiguousarray keeps misalignment)
     g = as_float_array(grad_y, "max_pool2d_backward", "grad_y")
-    return _core.max_pool2d_backward(g, indices, input_shape, pool_size, stride)
+    return _core.max_pool2d_backward(g, indices, input_shape, pool_size, stride, out)
 
 
 def flatten(x: Any, start_axis: int = 0) -> np.ndarray:

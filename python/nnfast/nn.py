@@ -19,8 +19,13 @@ How it runs
   a ``Conv2D`` followed by ``ReLU`` one ``conv2d(..., activation="relu")``. The last layer's
   softmax/sigmoid fuses with the cross-entropy losses (gradient ``(p - target) / n`` w.r.t. the
   logits).
-* **Buffers.** Every layer keeps its forward outputs per batch size and reuses them; the batch
-  itself is gathered into a reused buffer. Python work per layer and batch is a few calls.
+* **Buffers.** Every layer keeps its forward outputs, its gradients (input and parameter
+  gradients, written by the backward kernels' ``out=``) and its small workspaces (ReLU masks) per
+  batch size and reuses them, and the batch and its targets are gathered into reused buffers, so a
+  steady-state training step allocates no array but the loss gradient. A batch size seen once
+  (the last, partial batch of an epoch) gets its own set. The arrays a layer returns or exposes
+  (``forward``'s output, ``gradients()``) are therefore overwritten by the next batch of that
+  size. Python work per layer and batch is a few calls.
 * **Initialisation** (seeded by ``Sequential(seed=...)``, ``numpy.random.Generator``): weights
   of a layer followed by ReLU are He-normal (std ``sqrt(2 / fan_in)``), all others
   Glorot-uniform (limit ``sqrt(6 / (fan_in + fan_out))``); biases start at zero. ``fan_in`` is
@@ -58,6 +63,9 @@ __all__ = [
 ]
 
 _ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+# Buffers a layer (or the batch gatherer) keeps before starting afresh: a layer uses at most about
+# six per batch size, so a training run's two sizes and a few prediction sizes fit.
+_MAX_BUFFERS = 64
 
 
 def _pair(v: Any, name: str, cls: str) -> tuple[int, int]:
@@ -97,14 +105,17 @@ class Layer:
     output shape; ``act`` is the activation fused into this layer (see :class:`Sequential`).
     ``forward(x)`` returns the output (a buffer reused for the next batch of the same size);
     ``backward(grad, act)`` stores parameter gradients and returns the input gradient (or None
-    when ``need_grad_x`` is False).
+    when ``need_grad_x`` is False), both also reused buffers.
     """
 
     activation = "linear"
+    # NOTE: tests switch this off to run the same code on freshly allocated arrays (every
+    # out= None), the path the reused buffers must reproduce bit for bit.
+    _reuse = True
 
     def __init__(self) -> None:
         self._act = "linear"
-        self._buffers: dict[int, np.ndarray] = {}
+        self._buffers: dict[tuple, np.ndarray] = {}
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
 
@@ -118,12 +129,37 @@ class Layer:
     def _output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return input_shape
 
-    def _buffer(self, n: int, dtype: np.dtype) -> np.ndarray:
-        buf = self._buffers.get(n)
+    def _scratch(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray | None:
+        """The layer's buffer ``name`` of this shape (batch size included) and dtype, allocated
+        on first use and kept; None when reuse is off (the kernel then allocates)."""
+        if not self._reuse:
+            return None
+        key = (name, shape)
+        buf = self._buffers.get(key)
         if buf is None or buf.dtype != dtype:
-            buf = np.empty((n, *self.output_shape), dtype=dtype)
-            self._buffers[n] = buf
+            if len(self._buffers) >= _MAX_BUFFERS:
+                # NOTE: a cache, not an arena: calls on many different batch sizes (predict on
+                # arrays of every length) start it afresh instead of growing it without bound.
+                self._buffers.clear()
+            buf = np.empty(shape, dtype=dtype)
+            self._buffers[key] = buf
         return buf
+
+    def _buffer(self, n: int, dtype: np.dtype) -> np.ndarray | None:
+        """The forward output buffer for a batch of ``n``."""
+        return self._scratch("y", (n, *self.output_shape), dtype)
+
+    def _grad_x(self, x: np.ndarray) -> np.ndarray | None:
+        """The input-gradient buffer for the batch ``x``."""
+        return self._scratch("grad_x", x.shape, x.dtype)
+
+    def _relu_backward(self, grad: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``grad * (y > 0)``, the mask and the product in reused buffers."""
+        # NOTE: the mask in the float dtype (relu_derivative: exactly 1.0 or 0.0, NaN giving 0 as
+        # y > 0 does) keeps the product bit-identical to grad * (y > 0) without NumPy's 32 kB
+        # casting buffer for a bool operand.
+        mask = F.relu_derivative(y, out=self._scratch("relu_mask", y.shape, y.dtype))
+        return np.multiply(grad, mask, out=self._scratch("relu_grad", grad.shape, grad.dtype))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -224,7 +260,13 @@ class Dense(Layer):
         return y
 
     def backward(self, grad, act, need_grad_x=True):
-        gx, gw, gb = F.dense_backward(self._x, self.W, self._y, grad, act)
+        x = self._x
+        out = (
+            self._grad_x(x),
+            self._scratch("grad_W", self.W.shape, x.dtype),
+            self._scratch("grad_b", self.b.shape, x.dtype),
+        )
+        gx, gw, gb = F.dense_backward(x, self.W, self._y, grad, act, out=out)
         self._grads = {"W": gw, "b": gb}
         return gx
 
@@ -335,9 +377,15 @@ class Conv2D(Layer):
 
     def backward(self, grad, act, need_grad_x=True):
         if act == "relu" and not self._relu_applied_by_pool:
-            grad = grad * (self._y > 0)
+            grad = self._relu_backward(grad, self._y)
+        x = self._x
+        out = (
+            self._grad_x(x) if need_grad_x else None,
+            self._scratch("grad_W", self.W.shape, x.dtype),
+            self._scratch("grad_b", self.b.shape, x.dtype),
+        )
         gx, gw, gb = F.conv2d_backward(
-            self._x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x
+            x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x, out=out
         )
         self._grads = {"W": gw, "b": gb}
         return gx
@@ -375,7 +423,9 @@ class MaxPool2D(Layer):
 
     def forward(self, x):
         self._xshape = x.shape
-        y, self._idx = F.max_pool2d(x, self.pool_size, self.stride, return_indices=True)
+        shape = (x.shape[0], *self.output_shape)
+        out = (self._scratch("y", shape, x.dtype), self._scratch("indices", shape, np.int64))
+        y, self._idx = F.max_pool2d(x, self.pool_size, self.stride, return_indices=True, out=out)
         self._y = y
         return y
 
@@ -386,10 +436,11 @@ class MaxPool2D(Layer):
             # NOTE: after a fused Conv2D+ReLU, only the max positions receive gradient and the
             # input there equals the pooled value, so ReLU's derivative can be applied to the
             # (4x smaller) pooled gradient before the scatter: same result, a quarter the work.
-            grad = grad * (self._y > 0)
+            grad = self._relu_backward(grad, self._y)
         # The indices come from this layer's own forward: the kernel's range check suffices
         # (passing pool_size/stride would add a per-element window check).
-        return F.max_pool2d_backward(grad, self._idx, self._xshape)
+        out = self._scratch("grad_x", self._xshape, grad.dtype)
+        return F.max_pool2d_backward(grad, self._idx, self._xshape, out=out)
 
 
 class Flatten(Layer):
@@ -429,7 +480,7 @@ class ReLU(_Activation):
         return F.relu(x, out=self._buffer(x.shape[0], x.dtype))
 
     def backward(self, grad, act, need_grad_x=True):
-        return grad * (self._y > 0)
+        return self._relu_backward(grad, self._y)
 
 
 class Sigmoid(_Activation):
@@ -438,13 +489,15 @@ class Sigmoid(_Activation):
     activation = "sigmoid"
 
     def _apply(self, x):
-        return F.sigmoid(x)
+        return F.sigmoid(x, out=self._buffer(x.shape[0], x.dtype))
 
     def backward(self, grad, act, need_grad_x=True):
         if act == "linear":  # fused with the loss: grad is already w.r.t. the input
             return grad
         y = self._y
-        return grad * y * (1 - y)
+        # grad * y * (1 - y), in that order, into reused buffers
+        gy = np.multiply(grad, y, out=self._grad_x(grad))
+        return np.multiply(gy, np.subtract(1, y, out=self._scratch("t", y.shape, y.dtype)), out=gy)
 
 
 class Tanh(_Activation):
@@ -453,11 +506,13 @@ class Tanh(_Activation):
     activation = "tanh"
 
     def _apply(self, x):
-        return F.tanh(x)
+        return F.tanh(x, out=self._buffer(x.shape[0], x.dtype))
 
     def backward(self, grad, act, need_grad_x=True):
         y = self._y
-        return grad * (1 - y * y)
+        # grad * (1 - y * y) into reused buffers
+        t = np.multiply(y, y, out=self._scratch("t", y.shape, y.dtype))
+        return np.multiply(grad, np.subtract(1, t, out=t), out=self._grad_x(grad))
 
 
 class Softmax(_Activation):
@@ -473,13 +528,16 @@ class Softmax(_Activation):
         return input_shape
 
     def _apply(self, x):
-        return _softmax_rows(x)
+        return F.softmax(x, axis=-1, out=self._buffer(x.shape[0], x.dtype))
 
     def backward(self, grad, act, need_grad_x=True):
         if act == "linear":  # fused with the loss
             return grad
         y = self._y
-        return y * (grad - np.sum(grad * y, axis=1, keepdims=True))
+        # y * (grad - sum(grad * y, axis=1)) into reused buffers
+        t = np.multiply(grad, y, out=self._scratch("t", y.shape, y.dtype))
+        s = np.sum(t, axis=1, keepdims=True, out=self._scratch("s", (y.shape[0], 1), y.dtype))
+        return np.multiply(y, np.subtract(grad, s, out=t), out=self._grad_x(grad))
 
 
 class History:
@@ -584,7 +642,7 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None
         self.loss: str | None = None
         self._shuffle_rng = np.random.default_rng(None if seed is None else [seed, 1])
-        self._xbuf: dict[int, np.ndarray] = {}
+        self._xbuf: dict[tuple[str, int], np.ndarray] = {}
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
@@ -670,7 +728,9 @@ class Sequential:
                 f"{fn}: X must have samples of shape {self.input_shape} for this network, got "
                 f"{x.shape[1:]}"
             )
-        if not np.all(np.isfinite(x)):
+        # NOTE: min and max are NaN if any element is, and +-inf if one is: finite bounds mean
+        # finite data, without np.isfinite's bool copy of the whole data set.
+        if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
             raise ValueError(f"{fn}: X contains NaN or infinity")
         return x
 
@@ -737,13 +797,18 @@ class Sequential:
             return F.sigmoid(out)
         return out
 
-    def _batch(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _batch(self, X: np.ndarray, idx: np.ndarray, name: str = "x") -> np.ndarray:
+        """The rows ``idx`` of ``X`` gathered into the reused buffer ``name`` for this size."""
         n = idx.shape[0]
-        buf = self._xbuf.get(n)
-        if buf is None:
+        buf = self._xbuf.get((name, n))
+        if buf is None or buf.dtype != X.dtype or buf.shape[1:] != X.shape[1:]:
+            if len(self._xbuf) >= _MAX_BUFFERS:
+                self._xbuf.clear()
             buf = np.empty((n, *X.shape[1:]), dtype=X.dtype)
-            self._xbuf[n] = buf
-        return np.take(X, idx, axis=0, out=buf)
+            self._xbuf[(name, n)] = buf
+        # NOTE: mode="clip" (idx is a permutation slice, always in range): the default "raise"
+        # gathers into a temporary the size of the batch and then copies it into out.
+        return np.take(X, idx, axis=0, out=buf, mode="clip")
 
     def _train_step(
         self,
@@ -851,7 +916,7 @@ class Sequential:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 xb = self._batch(x, idx)
-                yb = t[idx]
+                yb = self._batch(t, idx, "y")
                 lval, out = self._train_step(xb, yb, loss_fn, fused, transform, optimizer)
                 m = idx.shape[0]
                 total_loss += lval * m

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import nnfast as nf  # noqa: E402
 
 from fuzz import specs  # noqa: E402
-from fuzz.specs import Array, Choice, Flag, Int  # noqa: E402
+from fuzz.specs import Array, Choice, Flag, Int, Real  # noqa: E402
 
 SIZES = [0, 1, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33]
 DTYPES = [np.float32, np.float64, np.float32, np.float64, np.float16, np.int64, np.int32, np.bool_]
@@ -119,9 +119,13 @@ class Case:
         return f"{self.spec.name}({', '.join(parts)}) mutation={self.mutation or 'none'}"
 
 
-def _values(src, shape: tuple, dtype, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+def _values(
+    src, shape: tuple, dtype, rng: np.random.Generator, nonneg: bool = False
+) -> tuple[np.ndarray, bool]:
     scale = src.pick(SCALES)
     a = np.asarray(rng.standard_normal(shape) * scale)
+    if nonneg:
+        a = np.asarray(np.abs(a))
     special = scale > 1  # ill-conditioned for f32 activations: checked for crashes only
     if a.size and src.coin(0.15):
         flat = a.reshape(-1)
@@ -169,9 +173,9 @@ def _layout(src, a: np.ndarray) -> Any:
 
 def _result_dtype(kw: dict, spec: specs.Spec):
     dts = []
-    for name, a in spec.arrays.items():
+    for name in spec.float_arrays:
         v = kw.get(name)
-        if v is None or a.kind != "float":
+        if v is None:
             continue
         dt = np.asarray(v).dtype
         dts.append(np.float32 if dt.kind == "f" and dt.itemsize <= 4 else np.float64)
@@ -184,6 +188,18 @@ def _option(src, a: Any, ew_ndim: int) -> tuple[Any, bool]:
         return (None if a.none_ok and src.coin(0.1) else src.pick(a.values)), False
     if isinstance(a, Flag):
         return src.pick([True, False, np.True_, np.False_]), False
+    if isinstance(a, Real):
+        v = src.pick([a.default, a.default, 0.0, 1e-3, 0.5, 0.9, -0.25, 3.0])
+        if not (a.lo <= v and (v < a.hi if a.hi_open else v <= a.hi)):
+            v = a.default
+        form = src.int(0, 9)  # the number types a caller may pass
+        if form == 0 and float(v).is_integer():
+            return int(v), False
+        if form == 1:
+            return np.float64(v), False
+        if form == 2:
+            return np.array(v), False
+        return v, False
     # Int
     if a.none_ok and src.coin(0.3):
         return None, False
@@ -208,12 +224,17 @@ def make_case(spec: specs.Spec, src, allow_bad: bool = True) -> Case:
     big = False
     opts: dict[str, Any] = {}
     for name, a in spec.args.items():
-        if isinstance(a, (Choice, Flag, Int)):
+        if isinstance(a, (Choice, Flag, Int, Real)):
             opts[name], is_big = _option(src, a, len(ew_shape))
             big = big or is_big
     full = spec.full_sizes(sizes, opts)
     valid = spec.valid(full) and all(full[d] is not None for d in spec.derived)
     base_dtype = src.pick(DTYPES)
+    # A binding called directly converts nothing: mostly binding-ready arrays, so that valid
+    # calls stay frequent; the others must be refused (see below).
+    ready = spec.strict and src.coin(0.8)
+    if ready:
+        base_dtype = src.pick([np.float32, np.float64])
     if spec.make_valid is not None:
         if not valid:  # its arguments only exist for valid sizes: use the defaults
             sizes, opts, big = dict(spec.sizes), specs.default_options(spec), False
@@ -239,14 +260,14 @@ def make_case(spec: specs.Spec, src, allow_bad: bool = True) -> Case:
                     shape = specs.shape_of(a, full, ew_shape)
                 if np.prod([d for d in shape if d], dtype=float) > 2**22:  # a big derived size
                     shape = tuple(src.pick(SIZES) for _ in shape)
-                dtype = base_dtype if src.coin(0.8) else src.pick(DTYPES)
-                if a.kind == "float":
-                    v, special = _values(src, shape, dtype, rng)
+                dtype = base_dtype if ready or src.coin(0.8) else src.pick(DTYPES)
+                if name in spec.float_arrays:
+                    v, special = _values(src, shape, dtype, rng, a.nonneg)
                     compare = compare and not special
                 else:
                     v = specs.make_array(a, shape, np.float64, rng, full)
                 clean[name] = v
-                kw[name] = _layout(src, v)
+                kw[name] = v if ready else _layout(src, v)
             elif name in opts:
                 kw[name] = clean[name] = opts[name]
     case = Case(spec, kw, compare=compare, clean=clean, dtype=_result_dtype(kw, spec))
@@ -256,6 +277,10 @@ def make_case(spec: specs.Spec, src, allow_bad: bool = True) -> Case:
     elif not valid:
         case.expect = (ValueError,)
         case.mutation = "invalid sizes"
+    elif spec.strict and not specs.binding_ready(spec, kw):
+        case.expect, case.mutation = (TypeError, ValueError), "not binding-ready arrays"
+    elif not spec.kw_valid(kw):
+        case.expect, case.mutation = (ValueError,), "invalid combination"
     if spec.has_out and not case.expect and src.coin(0.3):
         with np.errstate(all="ignore"):
             want = np.asarray(specs.reference(spec, clean))
@@ -267,12 +292,17 @@ def make_case(spec: specs.Spec, src, allow_bad: bool = True) -> Case:
 
 def _mutate(case: Case, src, rng, sizes) -> None:
     spec, kw = case.spec, case.kw
-    arrays = [n for n, a in spec.arrays.items() if a.kind == "float"]
+    arrays = spec.float_arrays
     options = ["type"] * 3 + ["ndim"] * 2 + ["mismatch"] * 3 + ["choice", "int", "out", "out"]
+    options += ["real"] * 2 if any(isinstance(a, Real) for a in spec.args.values()) else []
+    elementwise = [n for n in arrays if spec.args[n].dims is None]
+    options += ["shape"] * 2 if len(elementwise) > 1 else []
     options += ["huge"] if spec.overflow_sizes else []
     options += ["flag"] if any(isinstance(a, Flag) for a in spec.args.values()) else []
     options += ["forge"] * 3 if any(a.kind == "indices" for a in spec.arrays.values()) else []
     options += ["given"] if "input_shape" in spec.args else []
+    int_arrays = [n for n, a in spec.arrays.items() if a.kind in ("labels", "indices")]
+    options += ["masked"] if int_arrays else []
     kind = src.pick(options)
     prior = case.expect
     if kind == "type" and arrays:
@@ -290,7 +320,7 @@ def _mutate(case: Case, src, rng, sizes) -> None:
                 ({}, TypeError),
                 (object(), TypeError),
                 (np.ma.array(v.real), TypeError),
-                ([[1.0], [2.0, 3.0]], ValueError),
+                ([[1.0], [2.0, 3.0]], TypeError if spec.strict else ValueError),
             ]
             + ([] if spec.args[name].optional else [(None, TypeError)])
         )
@@ -325,6 +355,29 @@ def _mutate(case: Case, src, rng, sizes) -> None:
         shape[a.dims.index(sym)] = sizes[sym] + src.int(1, 3)
         kw[name] = specs.make_array(a, tuple(shape), np.float64, rng, sizes)
         case.expect, case.mutation = (ValueError,), f"mismatch {name}.{sym}"
+    elif kind == "shape":  # element-wise arrays must all have the first one's shape
+        name = src.pick(elementwise[1:])
+        if kw.get(name) is None:
+            return
+        shape = np.shape(kw[elementwise[0]])
+        bad = src.pick([shape + (2,), shape[1:], shape[:-1] + (shape[-1] + 1,) if shape else (1,)])
+        if bad == shape:
+            return
+        kw[name] = specs.make_array(spec.args[name], bad, case.dtype, rng, sizes)
+        case.expect, case.mutation = (ValueError,), f"shape {name}={bad}"
+    elif kind == "real":
+        name = src.pick([n for n, a in spec.args.items() if isinstance(a, Real)])
+        a = spec.args[name]
+        bad_values = [("0.1", TypeError), (None, TypeError), (True, TypeError), (1j, TypeError),
+                      (np.array([0.1]), TypeError), ([0.1], TypeError), (np.nan, ValueError),
+                      (np.inf, ValueError), (-np.inf, ValueError), (10**400, ValueError)]  # fmt: skip
+        if a.hi < np.inf:
+            bad_values += [(a.hi + (0.0 if a.hi_open else 0.5), ValueError)]
+        if a.lo > -np.inf:
+            bad_values += [(a.lo - 0.5, ValueError)]
+        bad, exc = src.pick(bad_values)
+        kw[name] = bad
+        case.expect, case.mutation = (exc,), f"real {name}={bad!r}"
     elif kind == "choice":
         names = [n for n, a in spec.args.items() if isinstance(a, Choice)]
         if not names:
@@ -382,6 +435,11 @@ def _mutate(case: Case, src, rng, sizes) -> None:
         else:
             case.expect = (ValueError,)
         case.mutation = f"forged {name}[{pos}]={flat[pos]}"
+    elif kind == "masked":  # integer labels/indices: refused like masked float arrays
+        name = src.pick(int_arrays)
+        v = np.asarray(kw[name])
+        kw[name] = np.ma.array(v, mask=rng.random(v.shape) < 0.5)
+        case.expect, case.mutation = (TypeError,), f"masked {name}"
     elif kind == "given":
         shape = tuple(kw["input_shape"])
         bad, exc = src.pick([(shape[:3], ValueError), ("abc", TypeError), (None, TypeError),

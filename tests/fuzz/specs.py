@@ -27,7 +27,8 @@ class Array:
     doc: str = ""  # how the binding's ndim message spells the axes, e.g. "(batch, in_features)"
     optional: bool = False  # may be None
     other_ndims: tuple[int, ...] = ()  # other accepted ndims (e.g. dense's single sample)
-    kind: str = "float"  # "float" | "labels" | "indices"
+    kind: str = "float"  # "float" | "labels" | "indices" | "state" (updated in place)
+    nonneg: bool = False  # valid values are >= 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,19 @@ class Int:
 
 
 @dataclass(frozen=True)
+class Real:
+    """A real option: a Python float or int or a NumPy real scalar (bool is a TypeError).
+
+    Valid values are finite and in ``[lo, hi]`` (``[lo, hi)`` with ``hi_open``).
+    """
+
+    default: float
+    lo: float = -np.inf
+    hi: float = np.inf
+    hi_open: bool = False
+
+
+@dataclass(frozen=True)
 class Flag:
     """A bool option (a Python bool or numpy.bool_; anything else is a TypeError)."""
 
@@ -79,13 +93,22 @@ class Out:
 
 
 @dataclass(frozen=True)
+class Outs:
+    """A tuple ``out=(...)`` for a function with several results (NumPy's multi-output ufunc
+    convention): one entry per name, each an array or None. Checked, never converted; the generic
+    single-``out`` tests skip it (tests/test_backward_out.py covers it)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     args: dict[str, Any]  # argument name -> Array | Choice | Int | Out, in positional order
     sizes: dict[str, int]  # a valid size for each symbol
     reference: Callable[..., Any]  # float64 reference taking the same keyword arguments
     # Whether a combination of sizes and option values is valid (False: a ValueError naming the
-    # function). It gets one dict: the sizes, the options by name, and "ndim:<array>".
+    # function). It gets one dict: the sizes and the options by name.
     valid: Callable[[dict[str, Any]], bool] = lambda s: True
     # Symbols computed from the others (e.g. a convolution's output height).
     derived: dict[str, Callable[[dict[str, Any]], int]] = field(default_factory=dict)
@@ -98,12 +121,20 @@ class Spec:
     view: bool = False
     # Calls whose values are not compared (an open defect, named in the string), or None.
     known_defect: Callable[[dict[str, Any]], str | None] = lambda kw: None
+    # Whether the call's arguments are valid beyond sizes and options (False: a ValueError).
+    kw_valid: Callable[[dict[str, Any]], bool] = lambda kw: True
     # Sizes whose output element count overflows int64 (ValueError) or cannot be allocated
     # (MemoryError); the inputs stay empty.
     overflow_sizes: dict[str, int] = field(default_factory=dict)
     oom_sizes: dict[str, int] = field(default_factory=dict)
     # Relative tolerance (float32) per unit of reduction length, for the reference comparison.
     f32_rtol: float = 2e-6
+    # "_core": a binding called directly (no conversion: every array must already be a
+    # C-contiguous, aligned, native float32/float64 ndarray of the first array's dtype).
+    module: str = ""
+    # In-place functions: the "state" arrays they update, whose new values are the result
+    # (the reference returns them in this order). See call().
+    inplace: tuple[str, ...] = ()
 
     @property
     def arrays(self) -> dict[str, Array]:
@@ -112,6 +143,11 @@ class Spec:
     @property
     def has_out(self) -> bool:
         return any(isinstance(v, Out) for v in self.args.values())
+
+    @property
+    def outs(self) -> Outs | None:
+        """The tuple ``out=`` of a multi-result function, or None."""
+        return next((v for v in self.args.values() if isinstance(v, Outs)), None)
 
     def shared_symbols(self) -> dict[str, list[str]]:
         """symbol -> the array arguments that must agree on it (two or more, or a derived one)."""
@@ -123,8 +159,17 @@ class Spec:
                     users[d].append(name)
         return {d: names for d, names in users.items() if len(names) > 1 or d in self.derived}
 
+    @property
+    def float_arrays(self) -> list[str]:
+        """The float array arguments (inputs and in-place state)."""
+        return [k for k, a in self.arrays.items() if a.kind in ("float", "state")]
+
+    @property
+    def strict(self) -> bool:
+        return self.module == "_core"
+
     def options(self, kw: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in kw.items() if not isinstance(self.args.get(k), (Array, Out))}
+        return {k: v for k, v in kw.items() if not isinstance(self.args.get(k), (Array, Out, Outs))}
 
     def full_sizes(self, sizes: dict[str, int], opts: dict[str, Any]) -> dict[str, Any]:
         """sizes plus option values plus the derived symbols (None where undefined)."""
@@ -236,9 +281,10 @@ _add(
             "a": Array(("B", "O"), "(batch, out_features)"),
             "grad_a": Array(("B", "O"), "(batch, out_features)"),
             "activation": Choice(ACTIVATIONS, none_ok=True),
+            "out": Outs(("grad_x", "grad_w", "grad_b")),
         },
         {"B": 3, "I": 4, "O": 5},
-        lambda x, w, a, grad_a, activation="linear": ref.dense_backward(
+        lambda x, w, a, grad_a, activation="linear", out=None: ref.dense_backward(
             x, w, a, grad_a, activation or "linear"
         ),
         # NOTE: every output shape is also an input's shape, so no huge output from empty inputs.
@@ -312,9 +358,10 @@ _add(
             "stride": STRIDE,
             "padding": PADDING,
             "need_grad_x": Flag(True),
+            "out": Outs(("grad_x", "grad_w", "grad_b")),
         },
         CONV_SIZES,
-        lambda x, w, grad_y, stride=1, padding=0, need_grad_x=True: (
+        lambda x, w, grad_y, stride=1, padding=0, need_grad_x=True, out=None: (
             lambda r: r if need_grad_x else (None, *r[1:])
         )(ref.conv2d_backward(x, w, grad_y, stride, padding)),
         valid=_conv_valid,
@@ -355,6 +402,7 @@ def _pool_backward_kwargs(rng: np.random.Generator, dtype: Any, sizes: dict[str,
         "input_shape": shape,
         "pool_size": pool,
         "stride": stride,
+        "out": None,
     }
 
 
@@ -386,10 +434,11 @@ _add(
             "input_shape": Given(),
             "pool_size": Int(1, 2**63 - 1, 2, pair=True, none_ok=True),
             "stride": Int(1, 2**63 - 1, None, pair=True, none_ok=True),
+            "out": Out(),
         },
         POOL_SIZES,
-        lambda grad_y, indices, input_shape, pool_size=None, stride=None: ref.max_pool2d_backward(
-            grad_y, indices, input_shape
+        lambda grad_y, indices, input_shape, pool_size=None, stride=None, out=None: (
+            ref.max_pool2d_backward(grad_y, indices, input_shape)
         ),
         valid=_pool_valid,
         derived=POOL_DERIVED,
@@ -398,10 +447,64 @@ _add(
 )
 
 
+# ----------------------------------------------------------------------------- optimizers
+# The in-place updates behind nnfast.optim, called as nnfast._core.sgd_step / adam_step.
+def _sgd_reference(param, grad, velocity=None, lr=0.1, momentum=0.0):
+    if velocity is None:
+        return param - lr * grad, None
+    return ref.sgd_step(param, grad, velocity, lr, momentum)
+
+
+_add(
+    Spec(
+        "sgd_step",
+        {
+            "param": Array(None, kind="state"),
+            "grad": Array(None),
+            "velocity": Array(None, optional=True, kind="state"),
+            "lr": Real(0.1),
+            "momentum": Real(0.0),
+        },
+        {},
+        _sgd_reference,
+        kw_valid=lambda kw: kw.get("velocity") is not None or not kw.get("momentum"),
+        module="_core",
+        inplace=("param", "velocity"),
+    )
+)
+_add(
+    Spec(
+        "adam_step",
+        {
+            "param": Array(None, kind="state"),
+            "grad": Array(None),
+            "m": Array(None, kind="state"),
+            "v": Array(None, kind="state", nonneg=True),  # (a second moment)
+            "lr": Real(1e-3),
+            "beta1": Real(0.9, 0.0, 1.0, hi_open=True),
+            "beta2": Real(0.999, 0.0, 1.0, hi_open=True),
+            "eps": Real(1e-8, 0.0),
+            "step": Int(1, 2**62, 1),
+        },
+        {},
+        lambda param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=1: ref.adam_step(
+            param, grad, m, v, step, lr, beta1, beta2, eps
+        ),
+        module="_core",
+        inplace=("param", "m", "v"),
+    )
+)
+
+
 # ----------------------------------------------------------------------------- helpers
+def function(nf: Any, spec: Spec) -> Any:
+    """The function a spec describes (nnfast.NAME, or nnfast._core.NAME for a binding)."""
+    return getattr(nf._core if spec.module == "_core" else nf, spec.name, None)
+
+
 def present(nf: Any) -> list[Spec]:
     """The specs of the functions this build of nnfast exports."""
-    return [s for name, s in SPECS.items() if hasattr(nf, name)]
+    return [s for s in SPECS.values() if function(nf, s) is not None]
 
 
 def shape_of(arg: Array, sizes: dict[str, Any], elementwise_shape: tuple[int, ...]) -> tuple:
@@ -415,7 +518,7 @@ def default_options(spec: Spec) -> dict[str, Any]:
             opts[name] = a.default
         elif isinstance(a, Int):
             opts[name] = a.default
-        elif isinstance(a, Flag):
+        elif isinstance(a, (Flag, Real)):
             opts[name] = a.default
     return opts
 
@@ -450,7 +553,8 @@ def make_array(
         return rng.integers(0, k, size=shape).astype(np.int64)
     if a.kind == "indices":
         return np.zeros(shape, np.int64)
-    return np.asarray(rng.standard_normal(shape)).astype(dtype)
+    v = np.asarray(rng.standard_normal(shape))
+    return np.asarray(np.abs(v) if a.nonneg else v).astype(dtype)
 
 
 def huge_kwargs(spec: Spec, sizes: dict[str, int]) -> dict[str, Any]:
@@ -468,8 +572,52 @@ def huge_kwargs(spec: Spec, sizes: dict[str, int]) -> dict[str, Any]:
     return kw
 
 
+def _is_state(v: Any) -> bool:
+    """An array an in-place function may update: exactly what its binding accepts."""
+    return (
+        type(v) is np.ndarray
+        and v.dtype in (np.float32, np.float64)
+        and v.dtype.isnative
+        and v.flags.c_contiguous
+        and v.flags.aligned
+        and v.flags.writeable
+    )
+
+
+def binding_ready(spec: Spec, kw: dict[str, Any]) -> bool:
+    """Whether a strict spec's arrays are all what its binding accepts (else it must raise)."""
+    first = None
+    for name in spec.float_arrays:
+        v = kw.get(name)
+        if v is None and spec.args[name].optional:
+            continue
+        ok = type(v) is np.ndarray and v.dtype in (np.float32, np.float64) and v.dtype.isnative
+        if not (ok and v.flags.c_contiguous and v.flags.aligned):
+            return False
+        if spec.args[name].kind == "state" and not v.flags.writeable:
+            return False
+        if first is None:
+            first = v
+        elif v.dtype != first.dtype or v.shape != first.shape:
+            return False
+    return True
+
+
 def call(nf: Any, spec: Spec, kw: dict[str, Any]) -> Any:
-    return getattr(nf, spec.name)(**kw)
+    """Calls the function; an in-place one returns the new values of its state arrays.
+
+    NOTE: an in-place function updates copies of its state arrays (when they are acceptable
+    ones; anything else is passed as it is, to be refused), so the caller's kw keeps the values
+    the reference starts from, as for every other function. tests/test_optim.py checks that the
+    caller's own arrays are the ones updated.
+    """
+    f = function(nf, spec)
+    if not spec.inplace:
+        return f(**kw)
+    kw = {k: (v.copy() if k in spec.inplace and _is_state(v) else v) for k, v in kw.items()}
+    result = f(**kw)
+    assert result is None, f"{spec.name} returned {result!r}, not None"
+    return tuple(kw.get(k) for k in spec.inplace)
 
 
 def reference(spec: Spec, kw: dict[str, Any]) -> Any:
@@ -479,7 +627,7 @@ def reference(spec: Spec, kw: dict[str, Any]) -> Any:
         if name == "out":
             continue
         a = spec.args[name]
-        if isinstance(a, Array) and v is not None and a.kind == "float":
+        if isinstance(a, Array) and v is not None and a.kind in ("float", "state"):
             v = np.asarray(v, dtype=np.float64)
         k64[name] = v
     with warnings.catch_warnings(), np.errstate(all="ignore"):

@@ -1,0 +1,40 @@
+// Rows handed out to the thread pool dynamically, for row kernels (softmax, softmax
+// cross-entropy): included only by kernel sources compiled per ISA; inline in the ISA namespace.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/threadpool.h"
+
+namespace nnfast {
+namespace NNFAST_ISA_NS {
+
+// Runs f(r0, r1) over rows [0, rows) of row_cost elements each: serially when the rows hold
+// fewer than 2 min_task elements; otherwise as one task per thread (at most one per min_task
+// elements), each claiming blocks of rows from a shared counter until none are left, so a thread
+// that starts late (waking a pool thread takes microseconds) takes fewer rows instead of
+// delaying the call by its whole share. A row's result never depends on the thread computing it.
+template <typename F>
+inline void for_each_row_block(int64_t rows, int64_t row_cost, int64_t min_task, F f) {
+  if (rows <= 0) return;
+  const int64_t elements = rows * std::max<int64_t>(1, row_cost);  // an array's size: no overflow
+  const int64_t tasks = std::min<int64_t>(runtime::num_threads(), elements / min_task);
+  if (tasks <= 1) {
+    f(int64_t{0}, rows);
+    return;
+  }
+  const int64_t block = std::max<int64_t>(1, rows / (8 * tasks));
+  std::atomic<int64_t> next{0};
+  runtime::parallel_for(tasks, 1, [&](int64_t, int64_t) {
+    for (;;) {
+      const int64_t r0 = next.fetch_add(block, std::memory_order_relaxed);
+      if (r0 >= rows) break;
+      f(r0, std::min(rows, r0 + block));
+    }
+  });
+}
+
+}  // namespace NNFAST_ISA_NS
+}  // namespace nnfast
