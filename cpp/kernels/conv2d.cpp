@@ -116,6 +116,25 @@ inline int64_t chunk_rows(const Conv2dGeometry& g) {
   return std::max<int64_t>(1, std::min(g.ho, kChunkElems / (k * g.wo)));
 }
 
+// acc[k][v] += s[k] * p[v * W .. v * W + W) for the R scalars s and the NV vectors at p: one
+// rank-1 update of a register tile, every direct kernel's inner step.
+template <typename T, int R, int NV>
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+inline void rank1_update(typename Simd<T>::Reg (&acc)[R][NV], const T* s, const T* p) {
+  using S = Simd<T>;
+  typename S::Reg vec[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) vec[v] = S::loadu(p + v * S::width);
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k) {
+    const auto sk = S::set1(s[k]);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(sk, vec[v], acc[k][v]);
+  }
+}
+
 // Weights in blocks of ob output channels, as the direct kernels read them: wpack[(blk * taps +
 // t) * ob + q] = w[blk * ob + q][tap t] (0 past the last channel). The taps t run over (ci, i, j),
 // or over (i, j, ci) with spatial_first.
@@ -225,17 +244,7 @@ void direct_unit_rows(const T* xp, const DirectUnit& u, const T* wpack, const T*
         const T* xc = xp + ci * u.cs + q0;
         for (int64_t i = 0; i < g.kh; ++i) {
           const T* xr = xc + i * u.wp;
-          for (int64_t j = 0; j < g.kw; ++j, wt += OB) {
-            Reg xv[NV];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) xv[v] = S::loadu(xr + j + v * W);
-#pragma GCC unroll 16
-            for (int q = 0; q < OB; ++q) {
-              const Reg wv = S::set1(wt[q]);
-#pragma GCC unroll 4
-              for (int v = 0; v < NV; ++v) acc[q][v] = S::fmadd(wv, xv[v], acc[q][v]);
-            }
-          }
+          for (int64_t j = 0; j < g.kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j);
         }
       }
       // The lanes of each vector fall in one or more output rows: the runs of real columns
@@ -399,17 +408,7 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
           const T* xc = xrow + ci * rows_p * wr + ox0;
           for (int64_t i = 0; i < kh; ++i) {
             const T* xr = xc + i * wr;
-            for (int64_t j = 0; j < kw; ++j, wt += OB) {
-              Reg xv[NV];
-#pragma GCC unroll 4
-              for (int v = 0; v < NV; ++v) xv[v] = S::loadu(xr + j + v * W);
-#pragma GCC unroll 16
-              for (int q = 0; q < OB; ++q) {
-                const Reg wv = S::set1(wt[q]);
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; ++v) acc[q][v] = S::fmadd(wv, xv[v], acc[q][v]);
-              }
-            }
+            for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j);
           }
         }
         // NOTE: fully unrolled (constant indices), so the accumulators stay in registers: with
@@ -583,17 +582,7 @@ void ochan_tile(const T* xr, int64_t cs, int64_t wr, const T* wb, const T* bias,
   for (int64_t i = 0; i < g.kh; ++i) {
     for (int64_t j = 0; j < g.kw; ++j) {
       const T* xt = xr + i * wr + j;
-      for (int64_t ci = 0; ci < g.c; ++ci, xt += cs, wt += NV * W) {
-        Reg wv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) wv[v] = S::loadu(wt + v * W);
-#pragma GCC unroll 16
-        for (int k = 0; k < P; ++k) {
-          const Reg xv = S::set1(xt[k]);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(xv, wv[v], acc[k][v]);
-        }
-      }
+      for (int64_t ci = 0; ci < g.c; ++ci, xt += cs, wt += NV * W) rank1_update<T>(acc, xt, wt);
     }
   }
   activate_all<T>(acc, act);
@@ -1005,17 +994,7 @@ void wgrad_ochan_tile(const T* xil, const T* gyt, int64_t nimg, int64_t xstride,
     const T* gp = gyt + n * gstride;
     for (int64_t oy = 0; oy < g.ho; ++oy) {
       const T* xp = xil + n * xstride + oy * wr * g.c;
-      for (int64_t ox = 0; ox < g.wo; ++ox, xp += g.c, gp += gld) {
-        Reg gv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) gv[v] = S::loadu(gp + v * W);
-#pragma GCC unroll 16
-        for (int k = 0; k < R; ++k) {
-          const Reg xv = S::set1(xp[k]);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) acc[k][v] = S::fmadd(xv, gv[v], acc[k][v]);
-        }
-      }
+      for (int64_t ox = 0; ox < g.wo; ++ox, xp += g.c, gp += gld) rank1_update<T>(acc, xp, gp);
     }
   }
 #pragma GCC unroll 16

@@ -29,13 +29,16 @@ namespace {
 
 // Register tile and cache blocking per ISA and type. MR rows x NRV vectors of C live in
 // registers: AVX-512 has 32 registers (24 accumulators + 2 B vectors + broadcasts), AVX2/SSE 16
-// (12 accumulators). Loop order (gemm_part): one packed KC x MR micro-panel of A stays in L1
-// (12 x 512 f32 = 24 KiB of 48 KiB) while every KC x NR micro-panel of the packed KC x NC block
-// of B streams past it from L2 (512 x 768 f32 = 1.5 MiB of the 2 MiB L2 on the Xeon these were
-// measured on). Measured single-thread against the FMA probe, under load: 1024^3 and 2048^3
-// 64-70 % -> 71-74 % of peak, against the B-micro-panel-in-L1 order with KC = 1024, NC = 3072
-// (its 128 KiB micro-panel overflowed L1 and its B block L2). KC = 384 with NC = 1024 measured
-// the same; KC = 256 lost 5-10 % (C re-read per slice, short micro-kernel runs).
+// (12 accumulators). Loop order (gemm_part), kStreamB: one packed KC x MR micro-panel of A stays
+// in L1 (12 x 512 f32 = 24 KiB of 48 KiB) while every KC x NR micro-panel of the packed KC x NC
+// block of B streams past it from L2 (512 x 768 f32 = 1.5 MiB of the 2 MiB L2 on the Xeon these
+// were measured on). Measured single-thread against the FMA probe, under load, AVX-512: f32
+// 1024^3 and 2048^3 64-70 % -> 71-74 % of peak, f64 52-60 % -> 62-66 %, against the other order
+// (one B micro-panel reused by every A micro-panel of a row block) with KC = 1024, NC = 3072
+// (its 128 KiB B micro-panel overflowed L1 and its B block L2). KC = 384 with NC = 1024 measured
+// the same; KC = 256 lost 5-10 % (C re-read per slice, short micro-kernel runs). The AVX2
+// kernel (6 x 16) measured 68-72 % with the other order and 47-52 % with kStreamB, so it
+// keeps it.
 template <typename T>
 struct Blocking;
 
@@ -44,28 +47,33 @@ template <>
 struct Blocking<float> {
   static constexpr int MR = 12, NRV = 2;
   static constexpr int64_t KC = 512, MC = 240, NC = 768;
+  static constexpr bool kStreamB = true;
 };
 template <>
 struct Blocking<double> {
   static constexpr int MR = 12, NRV = 2;
   static constexpr int64_t KC = 256, MC = 192, NC = 768;
+  static constexpr bool kStreamB = true;
 };
 #elif defined(NNFAST_SIMD_AVX2) || defined(NNFAST_SIMD_SSE)
 template <>
 struct Blocking<float> {
   static constexpr int MR = 6, NRV = 2;
-  static constexpr int64_t KC = 512, MC = 192, NC = 1536;
+  static constexpr int64_t KC = 1024, MC = 192, NC = 3072;
+  static constexpr bool kStreamB = false;
 };
 template <>
 struct Blocking<double> {
   static constexpr int MR = 6, NRV = 2;
-  static constexpr int64_t KC = 256, MC = 192, NC = 1536;
+  static constexpr int64_t KC = 512, MC = 192, NC = 2048;
+  static constexpr bool kStreamB = false;
 };
 #else
 template <typename T>
 struct Blocking {
   static constexpr int MR = 6, NRV = 2;
   static constexpr int64_t KC = 256, MC = 120, NC = 1024;
+  static constexpr bool kStreamB = false;
 };
 #endif
 
@@ -392,14 +400,21 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
         pack_a_block(P, ic, mc, pc, kc, ap);
-        for (int64_t ir = 0; ir < mc; ir += MR) {
+        const auto tile = [&](int64_t ir, int64_t jr) {
           const int64_t mr = std::min<int64_t>(MR, mc - ir);
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
+          const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
+          run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
+                           P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
+        };
+        if constexpr (Blocking<T>::kStreamB) {
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            for (int64_t jr = 0; jr < nc; jr += NR) tile(ir, jr);
+          }
+        } else {
           for (int64_t jr = 0; jr < nc; jr += NR) {
-            const int64_t nr = std::min<int64_t>(NR, nc - jr);
-            const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
-            run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
-                             P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
+            for (int64_t ir = 0; ir < mc; ir += MR) tile(ir, jr);
           }
         }
       }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/simd.h"
 #include "runtime/threadpool.h"
@@ -135,6 +136,25 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
       S::store_partial(yrow + ox, m, lanes);
     }
     if (irow != nullptr) {
+#if defined(NNFAST_SIMD_AVX512)
+      // irow[ox + l] = (r0 + k / 2) * w + 2 * (ox + l) + k % 2, eight int64 lanes at a time.
+      if constexpr (std::is_same_v<T, float>) {
+        const __m512i k32 = _mm512_cvttps_epi32(k);
+        const __m512i base = _mm512_set1_epi64(r0 * g.w + 2 * ox);
+        const __m512i two_l = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i wv = _mm512_set1_epi64(g.w), one = _mm512_set1_epi64(1);
+        for (int h = 0; h < 2 && 8 * h < lanes; ++h) {
+          const __m512i kk = _mm512_cvtepi32_epi64(h == 0 ? _mm512_castsi512_si256(k32)
+                                                          : _mm512_extracti64x4_epi64(k32, 1));
+          __m512i v = _mm512_add_epi64(base, _mm512_add_epi64(two_l, _mm512_set1_epi64(16 * h)));
+          v = _mm512_add_epi64(v, _mm512_mullo_epi64(_mm512_srli_epi64(kk, 1), wv));
+          v = _mm512_add_epi64(v, _mm512_and_si512(kk, one));
+          const int64_t n = std::min<int64_t>(8, lanes - 8 * h);
+          _mm512_mask_storeu_epi64(irow + ox + 8 * h, static_cast<__mmask8>((1u << n) - 1u), v);
+        }
+        continue;
+      }
+#endif
       alignas(64) T kb[W];
       S::storeu(kb, k);
       for (int64_t l = 0; l < lanes; ++l) {

@@ -19,13 +19,18 @@ namespace NNFAST_ISA_NS {
 template <typename F>
 inline void for_each_row_block(int64_t rows, int64_t row_cost, int64_t min_task, F f) {
   if (rows <= 0) return;
-  const int64_t elements = rows * std::max<int64_t>(1, row_cost);  // an array's size: no overflow
+  const int64_t cost = std::max<int64_t>(1, row_cost);
+  const int64_t elements = rows * cost;  // an array's size: no overflow
   const int64_t tasks = std::min<int64_t>(runtime::num_threads(), elements / min_task);
   if (tasks <= 1) {
     f(int64_t{0}, rows);
     return;
   }
-  const int64_t block = std::max<int64_t>(1, rows / (8 * tasks));
+  // Blocks of about kBlockElements (a few microseconds: the last one bounds how long a thread
+  // waits for the others), at least 4 per task so a late thread still finds some.
+  constexpr int64_t kBlockElements = 1 << 12;
+  const int64_t block =
+      std::max<int64_t>(1, std::min((kBlockElements + cost - 1) / cost, rows / (4 * tasks)));
   std::atomic<int64_t> next{0};
   runtime::parallel_for(tasks, 1, [&](int64_t, int64_t) {
     for (;;) {

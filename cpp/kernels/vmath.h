@@ -3,9 +3,10 @@
 //
 // Included only by kernel sources compiled per ISA (after simd.h); everything is inline in the
 // ISA's namespace. exp/expm1 use Cody-Waite range reduction x = n ln2 + r (|r| <= ln2/2), a
-// Taylor polynomial in r and an exact scaling by 2^n (Simd::ldexp: one rounding, so subnormal
-// results are right too). Edges are exact: overflow gives +inf, underflow 0, -inf gives 0 (exp)
-// or -1 (expm1), NaN propagates. Measured accuracy: benchmarks/activations_accuracy.py.
+// polynomial in r (fitted in float, Taylor in double) and an exact scaling by 2^n (Simd::ldexp: one
+// rounding, so subnormal results are right too). Edges are exact: overflow gives +inf, underflow 0,
+// -inf gives 0 (exp) or -1 (expm1), NaN propagates. Measured accuracy:
+// benchmarks/activations_accuracy.py.
 #pragma once
 
 #include <algorithm>
@@ -27,14 +28,13 @@ struct ExpConst<float> {
   static constexpr float lo = -104.0f, hi = 89.0f;
   static constexpr float round_magic = 12582912.0f;  // 1.5 * 2^23
   static constexpr float ln2_hi = 0.693145751953125f, ln2_lo = 1.428606765330187e-06f;
-  static constexpr int degree = 7;  // Taylor remainder r^8/8! < 2^-27 on |r| <= ln2/2
 };
 template <>
 struct ExpConst<double> {
   static constexpr double lo = -746.0, hi = 710.0;
   static constexpr double round_magic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr double ln2_hi = 0.6931471803691238, ln2_lo = 1.9082149292705877e-10;
-  static constexpr int degree = 13;  // r^14/14! < 2^-57
+  static constexpr int degree = 13;  // Taylor (exp_poly, expm1_poly): r^14/14! < 2^-57
 };
 
 // Range reduction shared by exp and expm1: x clamped to [lo, hi] (NaN survives: min/max return
@@ -52,17 +52,53 @@ inline typename Simd<T>::Reg exp_reduce(typename Simd<T>::Reg x, typename Simd<T
   return r;
 }
 
-// exp(r) - 1 = r + r * (r/2! + r^2/3! + ...), Horner with Taylor coefficients.
+// exp(r) - 1 = r + r^2 P(r) for |r| <= ln2/2. float: P of degree 4 fitted for the relative error
+// of the whole (coefficients rounded to float in turn, each refitting the rest): 2^-26; double:
+// Taylor, P = 1/2! + r/3! + ... to degree 13 (remainder r^14/14! < 2^-57).
 template <typename T>
 inline typename Simd<T>::Reg expm1_poly(typename Simd<T>::Reg r) {
   using S = Simd<T>;
-  constexpr int d = ExpConst<T>::degree;
-  T coef[d + 1];
-  coef[0] = T(1);
-  for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
-  auto p = S::set1(coef[d]);
-  for (int i = d - 1; i >= 2; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+  typename S::Reg p;
+  if constexpr (sizeof(T) == 4) {
+    p = S::set1(1.387088909e-03f);
+    p = S::fmadd(p, r, S::set1(8.366451599e-03f));
+    p = S::fmadd(p, r, S::set1(4.166743532e-02f));
+    p = S::fmadd(p, r, S::set1(1.666654497e-01f));
+    p = S::fmadd(p, r, S::set1(4.999999702e-01f));
+  } else {
+    constexpr int d = ExpConst<T>::degree;
+    T coef[d + 1];
+    coef[0] = T(1);
+    for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
+    p = S::set1(coef[d]);
+    for (int i = d - 1; i >= 2; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+  }
   return S::fmadd(S::mul(p, r), r, r);
+}
+
+// exp(r) for |r| <= ln2/2 + 2^-7. float: degree 6 fitted for relative error (coefficients
+// rounded to float in turn, each refitting the rest): 2^-28 before rounding the evaluation.
+// double: Taylor to degree 13 (remainder r^14/14! < 2^-57).
+template <typename T>
+inline typename Simd<T>::Reg exp_poly(typename Simd<T>::Reg r) {
+  using S = Simd<T>;
+  if constexpr (sizeof(T) == 4) {
+    auto p = S::set1(1.381966867e-03f);
+    p = S::fmadd(p, r, S::set1(8.369274437e-03f));
+    p = S::fmadd(p, r, S::set1(4.166829586e-02f));
+    p = S::fmadd(p, r, S::set1(1.666651666e-01f));
+    p = S::fmadd(p, r, S::set1(4.999999404e-01f));
+    p = S::fmadd(p, r, S::set1(1.0f));
+    return S::fmadd(p, r, S::set1(1.0f));
+  } else {
+    constexpr int d = 13;
+    T coef[d + 1];
+    coef[0] = T(1);
+    for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
+    auto p = S::set1(coef[d]);
+    for (int i = d - 1; i >= 0; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+    return p;
+  }
 }
 
 // exp(x).
@@ -71,7 +107,7 @@ inline typename Simd<T>::Reg exp(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   typename S::Reg n;
   const auto r = exp_reduce<T>(x, &n);
-  return S::ldexp(S::add(S::set1(T(1)), expm1_poly<T>(r)), n);
+  return S::ldexp(exp_poly<T>(r), n);
 }
 
 // exp(x) - 1 without cancellation near 0: 2^n em + (2^n - 1), em = exp(r) - 1, both terms exact
@@ -88,10 +124,10 @@ inline typename Simd<T>::Reg expm1(typename Simd<T>::Reg x) {
   return S::select(S::cmp_gt(n, S::set1(T(std::numeric_limits<T>::digits + 2))), large, small);
 }
 
-// expm1(x) for x <= 0 (or NaN), cheaper than expm1: n <= 0, so 2^n em + (2^n - 1) needs one
+// -expm1(x) for x <= 0 (or NaN), cheaper than expm1: n <= 0, so (1 - 2^n) - 2^n em needs one
 // power of two, normal once x is clamped at clamp_lo (where expm1 is -1 in T anyway).
 template <typename T>
-inline typename Simd<T>::Reg expm1_nonpositive(typename Simd<T>::Reg x) {
+inline typename Simd<T>::Reg neg_expm1_nonpositive(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   constexpr T clamp_lo = sizeof(T) == 4 ? T(-87) : T(-708);
   x = S::max(S::set1(clamp_lo), x);  // NaN stays (second operand)
@@ -100,7 +136,7 @@ inline typename Simd<T>::Reg expm1_nonpositive(typename Simd<T>::Reg x) {
   auto r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_hi), x);
   r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_lo), r);
   const auto p2 = S::pow2i(n);
-  return S::fmadd(p2, expm1_poly<T>(r), S::sub(p2, S::set1(T(1))));
+  return S::fnmadd(p2, expm1_poly<T>(r), S::sub(S::set1(T(1)), p2));
 }
 
 // 1 / (1 + exp(-z)) = r or e r with e = exp(-|z|), r = 1 / (1 + e): no overflow, and full
@@ -113,13 +149,13 @@ inline typename Simd<T>::Reg sigmoid(typename Simd<T>::Reg z) {
   return S::select(S::cmp_lt(z, S::zero()), S::mul(e, r), r);
 }
 
-// tanh(z) = sign(z) (-m) / (2 + m) with m = expm1(-2|z|) in [-1, 0]: never overflows, and keeps
+// tanh(z) = sign(z) q / (2 - q) with q = -expm1(-2|z|) in [0, 1]: never overflows, and keeps
 // full relative accuracy near 0 (tanh(1e-8) = 1e-8). -0 keeps its sign.
 template <typename T>
 inline typename Simd<T>::Reg tanh(typename Simd<T>::Reg z) {
   using S = Simd<T>;
-  const auto m = expm1_nonpositive<T>(S::mul(S::set1(T(-2)), S::abs(z)));
-  const auto t = S::div(S::neg(m), S::add(S::set1(T(2)), m));
+  const auto q = neg_expm1_nonpositive<T>(S::mul(S::set1(T(-2)), S::abs(z)));
+  const auto t = S::div(q, S::sub(S::set1(T(2)), q));
   return S::copysign(t, z);
 }
 
@@ -283,31 +319,6 @@ inline T row_map_sum(const T* x, T* y, int64_t len, F f) {
   }
   total.add(s);
   return S::reduce_add(S::sub(total.s, total.c));
-}
-
-// exp(r) for |r| <= ln2/2 + 2^-7. float: degree 6 fitted for relative error (coefficients
-// rounded to float in turn, each refitting the rest): 2^-28 before rounding the evaluation.
-// double: Taylor to degree 13 (remainder r^14/14! < 2^-57).
-template <typename T>
-inline typename Simd<T>::Reg exp_poly(typename Simd<T>::Reg r) {
-  using S = Simd<T>;
-  if constexpr (sizeof(T) == 4) {
-    auto p = S::set1(1.381966867e-03f);
-    p = S::fmadd(p, r, S::set1(8.369274437e-03f));
-    p = S::fmadd(p, r, S::set1(4.166829586e-02f));
-    p = S::fmadd(p, r, S::set1(1.666651666e-01f));
-    p = S::fmadd(p, r, S::set1(4.999999404e-01f));
-    p = S::fmadd(p, r, S::set1(1.0f));
-    return S::fmadd(p, r, S::set1(1.0f));
-  } else {
-    constexpr int d = 13;
-    T coef[d + 1];
-    coef[0] = T(1);
-    for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
-    auto p = S::set1(coef[d]);
-    for (int i = d - 1; i >= 0; --i) p = S::fmadd(p, r, S::set1(coef[i]));
-    return p;
-  }
 }
 
 // Constants of softmax's split exponential (exp_split): the shift m has |m| <= max_shift, and
