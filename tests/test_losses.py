@@ -357,3 +357,50 @@ def test_bce_log_accuracy_over_the_range(isa, dtype, rng):
     bad = np.array([np.nan, 1.5, -0.5, 0.5], dtype)
     for i in range(3):
         assert np.isnan(nf.binary_cross_entropy(bad[i : i + 1], np.ones(1, dtype)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("labels_form", ["int", "onehot"])
+def test_softmax_cross_entropy_out_receives_the_gradient(dtype, labels_form, rng):
+    z = rng.standard_normal((7, 5)).astype(dtype)
+    lab = rng.integers(0, 5, 7)
+    labels = lab if labels_form == "int" else np.eye(5, dtype=dtype)[lab]
+    want_loss, want_grad = nf.softmax_cross_entropy(z, labels)
+    out = np.full_like(z, np.nan)
+    for _ in range(2):  # reused across calls
+        loss, grad = nf.softmax_cross_entropy(z, labels, out=out)
+        assert grad is out
+        assert loss == want_loss
+        np.testing.assert_array_equal(out, want_grad)
+    # converted (non-ndarray) inputs take the same out=
+    loss, grad = nf.softmax_cross_entropy(z.tolist(), lab.tolist(), out=out.astype(np.float64))
+    assert grad.dtype == np.float64
+
+
+def _ce_out_misuse(kind, z):
+    if kind == "dtype":
+        return np.zeros(z.shape, np.float32), TypeError, "out must have dtype float64, got float32"
+    if kind == "shape":
+        return np.zeros((z.shape[0], z.shape[1] + 1)), ValueError, r"out must have shape \(6, 4\)"
+    if kind == "fortran":
+        return np.zeros(z.shape, order="F"), ValueError, "out must be C-contiguous"
+    if kind == "readonly":
+        out = np.zeros(z.shape)
+        out.flags.writeable = False
+        return out, ValueError, "out must be writeable, got a read-only array"
+    if kind == "list":
+        return [0.0] * z.size, TypeError, "out must be a numpy.ndarray or None, got list"
+    return z, ValueError, "out must not overlap an input"  # in place: refused
+
+
+@pytest.mark.parametrize("kind", ["dtype", "shape", "fortran", "readonly", "list", "inplace"])
+def test_softmax_cross_entropy_bad_out(kind, rng):
+    z = rng.standard_normal((6, 4))
+    lab = rng.integers(0, 4, 6)
+    z_before = z.copy()
+    out, exc, msg = _ce_out_misuse(kind, z)
+    before = np.array(out, copy=True)
+    with pytest.raises(exc, match="^softmax_cross_entropy: " + msg):
+        nf.softmax_cross_entropy(z, lab, out=out)
+    np.testing.assert_array_equal(np.asarray(out), before)  # nothing written
+    np.testing.assert_array_equal(z, z_before)

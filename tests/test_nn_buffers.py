@@ -72,7 +72,8 @@ def _cnn_step(rng, with_model=False):
     return (model, step) if with_model else step
 
 
-# The loss gradient (64 x 10) is the one array a step still allocates, plus small Python objects.
+# A step still allocates small Python objects (tuples, floats, the label view); no array (the
+# loss gradient, 64 x 10, is a reused buffer too: see test_loss_gradient_is_a_reused_buffer).
 STEP_LIMIT = 16 * 1024
 
 
@@ -165,3 +166,22 @@ def test_buffers_are_bounded_over_many_batch_sizes(rng):
         np.testing.assert_allclose(model.predict_proba(x[:n]), want[:n], rtol=1e-5, atol=1e-7)
     assert all(len(layer._buffers) <= nn._MAX_BUFFERS for layer in model.layers)
     assert len(model._xbuf) <= nn._MAX_BUFFERS
+
+
+def test_loss_gradient_is_a_reused_buffer(rng, monkeypatch):
+    # The fused softmax cross-entropy writes its gradient into the same array every step.
+    model, step = _cnn_step(rng, with_model=True)
+    seen = []
+    real = nf.functional.softmax_cross_entropy
+
+    def spy(logits, labels, out=None):
+        loss, grad = real(logits, labels, out=out)
+        seen.append((out is grad, id(grad)))
+        return loss, grad
+
+    monkeypatch.setattr(nf.functional, "softmax_cross_entropy", spy)
+    step()
+    step()
+    assert len(seen) == 2
+    assert all(passed for passed, _ in seen)
+    assert seen[0][1] == seen[1][1]

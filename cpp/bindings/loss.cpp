@@ -62,7 +62,7 @@ py::array grad_of(const char* fn, py::handle a_obj, const char* a_name, py::hand
   return g;
 }
 
-py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj) {
+py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj, py::object out) {
   const char* fn = "softmax_cross_entropy";
   py::array z = require_float_array(logits_obj, fn, "logits");
   require_ndim(z, 2, fn, "logits", "(N, K)");
@@ -114,7 +114,9 @@ py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj) {
                             shape_str(z) + " (N, K), got " + shape_str(y));
     }
   }
-  py::array g = new_array(z.dtype(), shape_of(z), fn);
+  // NOTE: out may not be the logits (the kernel writes a row's exponentials before it has read
+  // the label's logit), so no input is allowed to overlap it.
+  py::array g = prepare_out(out, z.dtype(), shape_of(z), fn, {z, y});
   double total = 0.0;
   dispatch_float(z, [&](auto t) {
     using T = decltype(t);
@@ -178,7 +180,9 @@ NNFAST_REGISTER_FAMILY(loss) {
       py::arg("prob"), py::arg("target"), py::arg("out") = py::none(),
       "(p - t) / max(p (1 - p), 1e-12) / p.size, PyTorch's gradient.");
   m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("labels"),
-        "(mean over rows of -log softmax(logits)[label], (softmax(logits) - onehot) / N).");
+        py::arg("out") = py::none(),
+        "(mean over rows of -log softmax(logits)[label], (softmax(logits) - onehot) / N); out= "
+        "receives the gradient.");
 }
 
 }  // namespace bind

@@ -76,12 +76,15 @@ def binary_cross_entropy_grad(
     """(p - t) / max(p (1 - p), 1e-12) / p.size (PyTorch's gradient)."""
 
 def softmax_cross_entropy(
-    logits: FloatArray, labels: npt.NDArray[np.int64] | FloatArray
+    logits: FloatArray,
+    labels: npt.NDArray[np.int64] | FloatArray,
+    out: FloatArray | None = None,
 ) -> tuple[float, FloatArray]:
     """Fused softmax + cross-entropy over rows of ``logits`` (N, K).
 
     ``labels``: int64 class indices (N,) in [0, K), or one-hot rows (N, K) of the logits' dtype.
-    Returns ``(mean loss, (softmax(logits) - onehot) / N)``.
+    Returns ``(mean loss, (softmax(logits) - onehot) / N)``; ``out`` (not overlapping an input)
+    receives the gradient.
     """
 
 # ---- dense / GEMM

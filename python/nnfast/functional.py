@@ -292,7 +292,9 @@ def _labels(labels: Any, logits: np.ndarray) -> np.ndarray:
     )
 
 
-def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(
+    logits: Any, labels: Any, out: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
     """Softmax followed by cross-entropy, fused and stable; returns the loss and its gradient.
 
     Parameters
@@ -302,6 +304,9 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
     labels : array_like
         Integer class indices, shape (N,), each in [0, K); or one-hot (or probability) rows of
         shape (N, K).
+    out : numpy.ndarray, optional
+        Receives the gradient: C-contiguous, writeable, ``logits``' shape and dtype, overlapping
+        neither input (not in place: the kernel writes a row before it has read all of it).
 
     Returns
     -------
@@ -314,13 +319,13 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
     fn = "softmax_cross_entropy"
     if type(logits) is np.ndarray and type(labels) is np.ndarray:
         try:
-            return _core.softmax_cross_entropy(logits, labels)
+            return _core.softmax_cross_entropy(logits, labels, out)
         except _CONVERTIBLE:
             pass
     z = as_float_array(logits, fn, "logits")
     if z.ndim != 2:
         raise ValueError(f"{fn}: logits must have 2 dims (N, K), got shape {z.shape}")
-    return _core.softmax_cross_entropy(z, _labels(labels, z))
+    return _core.softmax_cross_entropy(z, _labels(labels, z), out)
 
 
 # ----------------------------------------------------------------------------- dense / GEMM

@@ -37,9 +37,11 @@ class Loss:
         raise NotImplementedError
 
     def value_and_grad(
-        self, out: np.ndarray, y: np.ndarray, fused: bool
+        self, out: np.ndarray, y: np.ndarray, fused: bool, grad_out: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
-        """(loss, gradient): w.r.t. the pre-activation when ``fused``, else w.r.t. ``out``."""
+        """(loss, gradient): w.r.t. the pre-activation when ``fused``, else w.r.t. ``out``. The
+        gradient goes into ``grad_out`` (``out``'s shape and dtype) when given and the loss can
+        write it there; it is returned either way."""
         raise NotImplementedError
 
     def value(self, out: np.ndarray, y: np.ndarray) -> float:
@@ -73,8 +75,8 @@ class MSE(Loss):
     def check_targets(self, y: Any, n_out: int, dtype: np.dtype, fn: str) -> np.ndarray:
         return _float_targets(y, n_out, dtype, fn, self.name)
 
-    def value_and_grad(self, out, y, fused):
-        return F.mse_loss(out, y), F.mse_loss_grad(out, y)
+    def value_and_grad(self, out, y, fused, grad_out=None):
+        return F.mse_loss(out, y), F.mse_loss_grad(out, y, out=grad_out)
 
     def correct(self, out, y):
         if out.shape[1] == 1:
@@ -92,12 +94,12 @@ class BinaryCrossEntropy(Loss):
             raise ValueError(f"{fn}: y must be in [0, 1] for loss '{self.name}'")
         return t
 
-    def value_and_grad(self, out, y, fused):
+    def value_and_grad(self, out, y, fused, grad_out=None):
         loss = F.binary_cross_entropy(out, y)
         if not fused:
-            return loss, F.binary_cross_entropy_grad(out, y)
+            return loss, F.binary_cross_entropy_grad(out, y, out=grad_out)
         # d/dz of BCE(sigmoid(z)) is (p - t) / n: no division by p (1 - p).
-        grad = out - y
+        grad = np.subtract(out, y, out=grad_out)
         grad *= grad.dtype.type(1.0 / out.size)
         return loss, grad
 
@@ -130,7 +132,9 @@ class CrossEntropy(Loss):
             )
         return np.ascontiguousarray(t, dtype=np.int64)
 
-    def value_and_grad(self, out, y, fused):
+    def value_and_grad(self, out, y, fused, grad_out=None):
+        # NOTE: cross-entropy on probabilities (not after a softmax, which trains on the logits by
+        # value_and_grad_logits) is rare; it allocates its gradient and ignores grad_out.
         n = out.shape[0]
         rows = np.arange(n)
         p_true = out[rows, y]
@@ -145,9 +149,12 @@ class CrossEntropy(Loss):
             grad[rows, y] = -1.0 / (np.maximum(p_true, tiny) * n)
         return loss, grad
 
-    def value_and_grad_logits(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """(loss, gradient w.r.t. the logits) by the fused softmax cross-entropy kernel."""
-        return F.softmax_cross_entropy(logits, y)
+    def value_and_grad_logits(
+        self, logits: np.ndarray, y: np.ndarray, out: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
+        """(loss, gradient w.r.t. the logits) by the fused softmax cross-entropy kernel; the
+        gradient goes into ``out`` when given."""
+        return F.softmax_cross_entropy(logits, y, out=out)
 
     def correct(self, out, y):
         # argmax of probabilities or of logits: the same class.
