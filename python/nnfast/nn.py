@@ -824,13 +824,13 @@ class Sequential:
         # logits trains on the logits: one fused, stable softmax_cross_entropy kernel call.
         logits = fused and loss_fn.partner == "softmax"
         out = self._forward(xb, logits)
+        if not logits:
+            out = self._transform(out, transform)
+        # The loss gradient lives in a buffer of the last layer, reused like its others.
+        buf = self.layers[-1]._scratch("loss_grad", out.shape, out.dtype)
         if logits:
-            # The loss gradient lives in a buffer of the last layer, reused like its others.
-            buf = self.layers[-1]._scratch("loss_grad", out.shape, out.dtype)
             lval, grad = loss_fn.value_and_grad_logits(out, yb, buf)
         else:
-            out = self._transform(out, transform)
-            buf = self.layers[-1]._scratch("loss_grad", out.shape, out.dtype)
             lval, grad = loss_fn.value_and_grad(out, yb, fused, buf)
         self._backward(grad, fused, logits)
         optimizer.step(zip(self._params, [g for op in self._param_ops for g in op._grads.values()]))
