@@ -65,21 +65,22 @@ struct RowExp {
   double log_sum;
 };
 template <typename T>
-inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k) {
+inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k, const vmath::NextRow<T>& next) {
   RowExp<T> r;
   T e_m;
-  r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m);
+  r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m, next);
   r.log_sum = std::log(static_cast<double>(r.sum) / static_cast<double>(e_m));
   return r;
 }
 
-// Runs row_fn(r, row_loss) over rows in parallel and sums the row losses in row order.
+// Runs row_loss = row_fn(r, r1) over rows in parallel (r1: the end of the block of rows the
+// thread works on, for prefetching) and sums the row losses in row order.
 template <typename RowFn>
 double sum_over_rows(int64_t n, int64_t k, RowFn row_fn) {
   if (n <= 0) return 0.0;
   std::vector<double> loss(static_cast<size_t>(n));
   for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r);
+    for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r, r1);
   });
   double s = 0.0;
   for (double v : loss) s += v;
@@ -165,11 +166,11 @@ template <typename T>
 double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, int64_t k,
                         T scale) {
   using S = Simd<T>;
-  return sum_over_rows(n, k, [&](int64_t r) {
+  return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
     const T* zr = z + r * k;
     T* gr = grad + r * k;
     const int64_t y = labels[r];
-    const RowExp<T> row = row_softmax_exp(zr, gr, k);
+    const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
     // grad = (e / s - onehot) scale with softmax_ce_dense's operations (same bits for either
     // label form): fmadd(e, 1/s, -y) * scale, y = 0 off the label (fmadd(e, 1/s, -0) rounds
     // e / s once, as the mul here does), y = 1 at it.
@@ -194,12 +195,12 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
 template <typename T>
 double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T scale) {
   using S = Simd<T>;
-  return sum_over_rows(n, k, [&](int64_t r) {
+  return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
     const T* zr = z + r * k;
     const T* yr = y + r * k;
     T* gr = grad + r * k;
     if (k <= 0) return 0.0;  // NOTE: also keeps gcc 12 from a false warning (see vmath row_max)
-    const RowExp<T> row = row_softmax_exp(zr, gr, k);
+    const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
     // Row loss sum_j y_j ((m - z_j) + log_sum) in double; terms with y_j = 0 are skipped so a
     // -inf logit of a zero target adds nothing (0 * inf would be NaN); a NaN target propagates.
     const auto vm = D::set1(static_cast<double>(row.max));
