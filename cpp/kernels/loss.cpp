@@ -171,23 +171,18 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
     T* gr = grad + r * k;
     const int64_t y = labels[r];
     const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
-    // grad = (e / s - onehot) scale with softmax_ce_dense's operations (same bits for either
-    // label form): fmadd(e, 1/s, -y) * scale, y = 0 off the label (fmadd(e, 1/s, -0) rounds
-    // e / s once, as the mul here does), y = 1 at it.
-    const T inv = T(1) / row.sum;
+    // grad = e c - onehot scale with c = scale / s rounded once, as softmax_ce_dense computes it
+    // (same bits for either label form): fmadd(e, c, -y scale), y = 0 off the label (where
+    // fmadd(e, c, -0) rounds e c once, as the mul here does), y = 1 at it.
     const T e_label = gr[y];
-    const auto vinv = S::set1(inv), vs = S::set1(scale);
+    const auto vc = S::set1(scale / row.sum);
     int64_t j = 0;
-    for (; j + S::width <= k; j += S::width) {
-      S::storeu(gr + j, S::mul(S::mul(S::loadu(gr + j), vinv), vs));
-    }
-    if (j < k) {
-      S::store_partial(gr + j, S::mul(S::mul(S::load_partial(gr + j, k - j), vinv), vs), k - j);
-    }
+    for (; j + S::width <= k; j += S::width) S::storeu(gr + j, S::mul(S::loadu(gr + j), vc));
+    if (j < k) S::store_partial(gr + j, S::mul(S::load_partial(gr + j, k - j), vc), k - j);
     // NOTE: the label's element through the same Simd ops, not scalar code: a scalar
-    // e * inv - 1 may or may not be contracted into an FMA depending on the build (it was not
+    // e * c - scale may or may not be contracted into an FMA depending on the build (it was not
     // under -fsanitize, 1 ulp away from the dense path).
-    S::store_partial(gr + y, S::mul(S::fmadd(S::set1(e_label), vinv, S::set1(T(-1))), vs), 1);
+    S::store_partial(gr + y, S::fmadd(S::set1(e_label), vc, S::set1(-scale)), 1);
     return (static_cast<double>(row.max) - static_cast<double>(zr[y])) + row.log_sum;
   });
 }
@@ -214,17 +209,19 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
       const auto keep = D::select(D::cmp_gt(D::abs(yj), D::zero()), term, D::zero());
       acc = D::add(acc, D::select(D::is_nan(yj), yj, keep));
     }
-    // grad = scale (e / s - y), as fmadd(e, 1/s, -y) * scale: one explicit fused operation, so
-    // softmax_ce_index can give the same bits whatever the compiler contracts.
-    const auto inv = S::set1(T(1) / row.sum), vs = S::set1(scale);
+    // grad = scale (e / s - y) as fmadd(e, c, -(y scale)) with c = scale / s rounded once: one
+    // explicit fused operation, so softmax_ce_index (one multiply off the label, where y scale is
+    // 0) can give the same bits whatever the compiler contracts.
+    const auto vc = S::set1(scale / row.sum), vs = S::set1(scale);
     int64_t j = 0;
     for (; j + S::width <= k; j += S::width) {
-      S::storeu(gr + j, S::mul(S::fmadd(S::loadu(gr + j), inv, S::neg(S::loadu(yr + j))), vs));
+      const auto ys = S::neg(S::mul(S::loadu(yr + j), vs));
+      S::storeu(gr + j, S::fmadd(S::loadu(gr + j), vc, ys));
     }
     if (j < k) {
       const int64_t c = k - j;
-      const auto yj = S::neg(S::load_partial(yr + j, c));
-      S::store_partial(gr + j, S::mul(S::fmadd(S::load_partial(gr + j, c), inv, yj), vs), c);
+      const auto ys = S::neg(S::mul(S::load_partial(yr + j, c), vs));
+      S::store_partial(gr + j, S::fmadd(S::load_partial(gr + j, c), vc, ys), c);
     }
     return D::reduce_add(acc);
   });
