@@ -65,7 +65,7 @@ struct RowExp {
   double log_sum;
 };
 template <typename T>
-inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k, const vmath::NextRow<T>& next) {
+inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k, const T* next) {
   RowExp<T> r;
   T e_m;
   r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m, next);
