@@ -197,6 +197,23 @@ def test_softmax_cross_entropy_every_shift_path_on_every_isa(isa, dtype, rng):
         np.testing.assert_allclose(grad, want_grad, rtol=GRAD_TOL[dtype]["rtol"] * 4, atol=atol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy_large_unshifted_sums_on_every_isa(isa, dtype, rng):
+    # Row maxima just below the largest unshifted one (~84 for 10 float32 classes, ~705 for
+    # float64): the sum of exponentials is near the dtype's max, so scale / sum would be
+    # subnormal for a batch of 1000 and the gradient must not be computed through it.
+    top = 84.0 if dtype == np.float32 else 705.0
+    z = (top - rng.uniform(0, 3, (1000, 10))).astype(dtype)
+    y = rng.integers(0, 10, 1000)
+    want_loss, want_grad = ref.softmax_cross_entropy(z.astype(np.float64), y)
+    loss, grad = nf.softmax_cross_entropy(z, y)
+    loss2, grad2 = nf.softmax_cross_entropy(z, np.eye(10, dtype=dtype)[y])
+    assert loss2 == loss
+    np.testing.assert_array_equal(grad2, grad)
+    assert loss == pytest.approx(want_loss, rel=1e-6 if dtype == np.float32 else 1e-13)
+    np.testing.assert_allclose(grad, want_grad, **GRAD_TOL[dtype])
+
+
 def test_losses_bit_identical_across_thread_counts(rng):
     p, t = _probs(rng, 300_001, np.float32)
     z = rng.standard_normal((500, 300)).astype(np.float32)

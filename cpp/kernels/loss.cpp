@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/row_tasks.h"
@@ -87,6 +88,57 @@ double sum_over_rows(int64_t n, int64_t k, RowFn row_fn) {
   return s;
 }
 
+// y[j] = op(y[j], t[j]) over a row of k elements (t[j] = 0 where t is null), op on registers.
+template <typename T, typename Op>
+inline void map_row(T* y, const T* t, int64_t k, Op op) {
+  using S = Simd<T>;
+  int64_t j = 0;
+  for (; j + S::width <= k; j += S::width) {
+    S::storeu(y + j, op(S::loadu(y + j), t != nullptr ? S::loadu(t + j) : S::zero()));
+  }
+  if (j < k) {
+    const int64_t c = k - j;
+    const auto tj = t != nullptr ? S::load_partial(t + j, c) : S::zero();
+    S::store_partial(y + j, op(S::load_partial(y + j, c), tj), c);
+  }
+}
+
+// A row's softmax cross-entropy gradient scale (e / s - t), in place over e = exp(z - shift)
+// in g, for one-hot rows t or (t null) class index label. With c = scale / s normal:
+// fmadd(e, c, -(t scale)), c rounded once (one multiply per element for class indices); when c
+// would be subnormal (a large s: z is not shifted when its max is in [0, ~80]),
+// fmadd(e, 1 / s, -t) scale. Both label forms give the same bits: off the label t = 0, where
+// fmadd(e, c, -0) rounds e c once, as a multiply does.
+template <typename T>
+inline void ce_grad_row(T* g, const T* t, int64_t label, int64_t k, T sum, T scale) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  const T c = scale / sum;
+  const auto vs = S::set1(scale);
+  // NOTE: the label's element through the same Simd ops, not scalar code: a scalar e * c - scale
+  // may or may not be contracted into an FMA depending on the build (it was not under
+  // -fsanitize, 1 ulp away from the one-hot form).
+  if (c >= std::numeric_limits<T>::min()) {
+    const auto vc = S::set1(c);
+    if (t != nullptr) {
+      map_row(g, t, k, [&](Reg e, Reg tj) { return S::fmadd(e, vc, S::neg(S::mul(tj, vs))); });
+      return;
+    }
+    const T e_label = g[label];
+    map_row(g, t, k, [&](Reg e, Reg) { return S::mul(e, vc); });
+    S::store_partial(g + label, S::fmadd(S::set1(e_label), vc, S::neg(vs)), 1);
+    return;
+  }
+  const auto inv = S::set1(T(1) / sum);
+  if (t != nullptr) {
+    map_row(g, t, k, [&](Reg e, Reg tj) { return S::mul(S::fmadd(e, inv, S::neg(tj)), vs); });
+    return;
+  }
+  const T e_label = g[label];
+  map_row(g, t, k, [&](Reg e, Reg) { return S::mul(S::mul(e, inv), vs); });
+  S::store_partial(g + label, S::mul(S::fmadd(S::set1(e_label), inv, S::set1(T(-1))), vs), 1);
+}
+
 }  // namespace
 
 template <typename T>
@@ -163,33 +215,19 @@ void bce_grad(const T* p, const T* t, T* g, int64_t n, T scale) {
 }
 
 template <typename T>
-double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, int64_t k,
-                        T scale) {
-  using S = Simd<T>;
+double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, int64_t k, T scale) {
   return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
     const T* zr = z + r * k;
     T* gr = grad + r * k;
     const int64_t y = labels[r];
     const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
-    // grad = e c - onehot scale with c = scale / s rounded once, as softmax_ce_dense computes it
-    // (same bits for either label form): fmadd(e, c, -y scale), y = 0 off the label (where
-    // fmadd(e, c, -0) rounds e c once, as the mul here does), y = 1 at it.
-    const T e_label = gr[y];
-    const auto vc = S::set1(scale / row.sum);
-    int64_t j = 0;
-    for (; j + S::width <= k; j += S::width) S::storeu(gr + j, S::mul(S::loadu(gr + j), vc));
-    if (j < k) S::store_partial(gr + j, S::mul(S::load_partial(gr + j, k - j), vc), k - j);
-    // NOTE: the label's element through the same Simd ops, not scalar code: a scalar
-    // e * c - scale may or may not be contracted into an FMA depending on the build (it was not
-    // under -fsanitize, 1 ulp away from the dense path).
-    S::store_partial(gr + y, S::fmadd(S::set1(e_label), vc, S::set1(-scale)), 1);
+    ce_grad_row<T>(gr, nullptr, y, k, row.sum, scale);
     return (static_cast<double>(row.max) - static_cast<double>(zr[y])) + row.log_sum;
   });
 }
 
 template <typename T>
 double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T scale) {
-  using S = Simd<T>;
   return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
     const T* zr = z + r * k;
     const T* yr = y + r * k;
@@ -209,20 +247,7 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
       const auto keep = D::select(D::cmp_gt(D::abs(yj), D::zero()), term, D::zero());
       acc = D::add(acc, D::select(D::is_nan(yj), yj, keep));
     }
-    // grad = scale (e / s - y) as fmadd(e, c, -(y scale)) with c = scale / s rounded once: one
-    // explicit fused operation, so softmax_ce_index (one multiply off the label, where y scale is
-    // 0) can give the same bits whatever the compiler contracts.
-    const auto vc = S::set1(scale / row.sum), vs = S::set1(scale);
-    int64_t j = 0;
-    for (; j + S::width <= k; j += S::width) {
-      const auto ys = S::neg(S::mul(S::loadu(yr + j), vs));
-      S::storeu(gr + j, S::fmadd(S::loadu(gr + j), vc, ys));
-    }
-    if (j < k) {
-      const int64_t c = k - j;
-      const auto ys = S::neg(S::mul(S::load_partial(yr + j, c), vs));
-      S::store_partial(gr + j, S::fmadd(S::load_partial(gr + j, c), vc, ys), c);
-    }
+    ce_grad_row(gr, yr, 0, k, row.sum, scale);
     return D::reduce_add(acc);
   });
 }
