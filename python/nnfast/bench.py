@@ -432,14 +432,7 @@ def _rows_training() -> None:
         rng = _rng()
         x = rng.random((64, 1, 28, 28), dtype=np.float32)
         y = rng.integers(0, 10, 64)
-        model = nn.Sequential(
-            [
-                nn.Conv2D(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                nn.Conv2D(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                nn.Flatten(), nn.Dense(16 * 7 * 7, 10, activation="softmax"),
-            ],
-            seed=0,
-        )  # fmt: skip
+        model = nn.Sequential(nn.tutorial_cnn(1, 28, 28, activation="softmax"), seed=0)
         opt = optim.SGD(0.01, momentum=0.9)
         model.fit(x, y, epochs=1, batch_size=64, optimizer=opt, shuffle=False, verbose=0)
         impls: dict[str, Impl] = {"nnfast": model._train_step_fn(x, y, "cross_entropy", opt)}
