@@ -394,6 +394,6 @@ def test_tutorial_cnn_layers_fit_the_input_size(c, h, w, classes):
     kinds = [type(layer).__name__ for layer in layers]
     assert kinds == ["Conv2D", "ReLU", "MaxPool2D"] * 2 + ["Flatten", "Dense"]
     x = np.random.default_rng(0).random((3, c, h, w), dtype=np.float32)
-    p = Sequential(layers, seed=0).predict(x)
+    p = Sequential(layers, seed=0).predict_proba(x)
     assert p.shape == (3, classes)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
