@@ -47,14 +47,15 @@ void map_parallel(const T* x, T* y, int64_t n, int64_t grain, Op op) {
                         [&](int64_t begin, int64_t end) { map_range(x, y, begin, end, op); });
 }
 
-// Softmax of contiguous rows [r0, r1) of length len: max, exp and sum, scale (the row stays in
-// L1 from the first pass to the last).
+// Softmax of contiguous rows [r0, r1) of rows rows of length len: max, exp and sum, scale (the
+// row stays in L1 from the first pass to the last; the next one is prefetched during the exp pass).
 template <typename T>
-void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t len) {
+void softmax_rows(const T* x, T* y, int64_t r0, int64_t r1, int64_t rows, int64_t len) {
   for (int64_t r = r0; r < r1; ++r) {
     const T* xr = x + r * len;
     T* yr = y + r * len;
-    const T sum = vmath::row_softmax_exp(xr, yr, len);
+    const T sum = vmath::row_softmax_exp<T>(xr, yr, len, nullptr, nullptr,
+                                            vmath::next_row(x, y, r, r1, rows, len));
     vmath::row_scale(yr, len, T(1) / sum);
   }
 }
@@ -133,7 +134,7 @@ void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {
   if (outer <= 0 || len <= 0 || inner <= 0) return;
   if (inner == 1) {
     for_each_row_block(outer, len, kSoftmaxGrain,
-                       [&](int64_t r0, int64_t r1) { softmax_rows(x, y, r0, r1, len); });
+                       [&](int64_t r0, int64_t r1) { softmax_rows(x, y, r0, r1, outer, len); });
     return;
   }
   // Tasks are (slab, register of columns) pairs; each column's result depends only on itself.

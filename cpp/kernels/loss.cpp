@@ -65,21 +65,22 @@ struct RowExp {
   double log_sum;
 };
 template <typename T>
-inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k) {
+inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k, const vmath::NextRow<T>& next) {
   RowExp<T> r;
   T e_m;
-  r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m);
+  r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m, next);
   r.log_sum = std::log(static_cast<double>(r.sum) / static_cast<double>(e_m));
   return r;
 }
 
-// Runs row_fn(r, row_loss) over rows in parallel and sums the row losses in row order.
+// Runs row_loss = row_fn(r, r1) over rows in parallel (r1: the end of the block of rows the
+// thread works on, for prefetching) and sums the row losses in row order.
 template <typename RowFn>
 double sum_over_rows(int64_t n, int64_t k, RowFn row_fn) {
   if (n <= 0) return 0.0;
   std::vector<double> loss(static_cast<size_t>(n));
   for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r);
+    for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r, r1);
   });
   double s = 0.0;
   for (double v : loss) s += v;
@@ -165,28 +166,23 @@ template <typename T>
 double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, int64_t k,
                         T scale) {
   using S = Simd<T>;
-  return sum_over_rows(n, k, [&](int64_t r) {
+  return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
     const T* zr = z + r * k;
     T* gr = grad + r * k;
     const int64_t y = labels[r];
-    const RowExp<T> row = row_softmax_exp(zr, gr, k);
-    // grad = (e / s - onehot) scale with softmax_ce_dense's operations (same bits for either
-    // label form): fmadd(e, 1/s, -y) * scale, y = 0 off the label (fmadd(e, 1/s, -0) rounds
-    // e / s once, as the mul here does), y = 1 at it.
-    const T inv = T(1) / row.sum;
+    const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
+    // grad = e c - onehot scale with c = scale / s rounded once, as softmax_ce_dense computes it
+    // (same bits for either label form): fmadd(e, c, -y scale), y = 0 off the label (where
+    // fmadd(e, c, -0) rounds e c once, as the mul here does), y = 1 at it.
     const T e_label = gr[y];
-    const auto vinv = S::set1(inv), vs = S::set1(scale);
+    const auto vc = S::set1(scale / row.sum);
     int64_t j = 0;
-    for (; j + S::width <= k; j += S::width) {
-      S::storeu(gr + j, S::mul(S::mul(S::loadu(gr + j), vinv), vs));
-    }
-    if (j < k) {
-      S::store_partial(gr + j, S::mul(S::mul(S::load_partial(gr + j, k - j), vinv), vs), k - j);
-    }
+    for (; j + S::width <= k; j += S::width) S::storeu(gr + j, S::mul(S::loadu(gr + j), vc));
+    if (j < k) S::store_partial(gr + j, S::mul(S::load_partial(gr + j, k - j), vc), k - j);
     // NOTE: the label's element through the same Simd ops, not scalar code: a scalar
-    // e * inv - 1 may or may not be contracted into an FMA depending on the build (it was not
+    // e * c - scale may or may not be contracted into an FMA depending on the build (it was not
     // under -fsanitize, 1 ulp away from the dense path).
-    S::store_partial(gr + y, S::mul(S::fmadd(S::set1(e_label), vinv, S::set1(T(-1))), vs), 1);
+    S::store_partial(gr + y, S::fmadd(S::set1(e_label), vc, S::set1(-scale)), 1);
     return (static_cast<double>(row.max) - static_cast<double>(zr[y])) + row.log_sum;
   });
 }
@@ -194,12 +190,12 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
 template <typename T>
 double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T scale) {
   using S = Simd<T>;
-  return sum_over_rows(n, k, [&](int64_t r) {
+  return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
     const T* zr = z + r * k;
     const T* yr = y + r * k;
     T* gr = grad + r * k;
     if (k <= 0) return 0.0;  // NOTE: also keeps gcc 12 from a false warning (see vmath row_max)
-    const RowExp<T> row = row_softmax_exp(zr, gr, k);
+    const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
     // Row loss sum_j y_j ((m - z_j) + log_sum) in double; terms with y_j = 0 are skipped so a
     // -inf logit of a zero target adds nothing (0 * inf would be NaN); a NaN target propagates.
     const auto vm = D::set1(static_cast<double>(row.max));
@@ -213,17 +209,19 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
       const auto keep = D::select(D::cmp_gt(D::abs(yj), D::zero()), term, D::zero());
       acc = D::add(acc, D::select(D::is_nan(yj), yj, keep));
     }
-    // grad = scale (e / s - y), as fmadd(e, 1/s, -y) * scale: one explicit fused operation, so
-    // softmax_ce_index can give the same bits whatever the compiler contracts.
-    const auto inv = S::set1(T(1) / row.sum), vs = S::set1(scale);
+    // grad = scale (e / s - y) as fmadd(e, c, -(y scale)) with c = scale / s rounded once: one
+    // explicit fused operation, so softmax_ce_index (one multiply off the label, where y scale is
+    // 0) can give the same bits whatever the compiler contracts.
+    const auto vc = S::set1(scale / row.sum), vs = S::set1(scale);
     int64_t j = 0;
     for (; j + S::width <= k; j += S::width) {
-      S::storeu(gr + j, S::mul(S::fmadd(S::loadu(gr + j), inv, S::neg(S::loadu(yr + j))), vs));
+      const auto ys = S::neg(S::mul(S::loadu(yr + j), vs));
+      S::storeu(gr + j, S::fmadd(S::loadu(gr + j), vc, ys));
     }
     if (j < k) {
       const int64_t c = k - j;
-      const auto yj = S::neg(S::load_partial(yr + j, c));
-      S::store_partial(gr + j, S::mul(S::fmadd(S::load_partial(gr + j, c), inv, yj), vs), c);
+      const auto ys = S::neg(S::mul(S::load_partial(yr + j, c), vs));
+      S::store_partial(gr + j, S::fmadd(S::load_partial(gr + j, c), vc, ys), c);
     }
     return D::reduce_add(acc);
   });

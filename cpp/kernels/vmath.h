@@ -282,12 +282,65 @@ inline T row_max(const T* x, int64_t len) {
   return S::reduce_max(S::max(S::max(m0, m1), S::max(m2, m3)));
 }
 
+// Cache-line prefetch hints (never fault; no-ops where the compiler has no builtin).
+inline void prefetch_read(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+inline void prefetch_write(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
+// The next row a row kernel will work on, prefetched into L1 while the compute-bound exp pass runs
+// on this one (so the next row's first pass, a max, does not wait on L2/L3): x to be read, y
+// (optional) to be written. A hint only: results never depend on it.
+template <typename T>
+struct NextRow {
+  const T* x = nullptr;
+  T* y = nullptr;
+};
+
+// The NextRow of row r of (rows, len) arrays x and y, for a thread working on rows [r, r1): y only
+// within [r, r1) (a row past r1 may be another thread's to write), x past r1 too unless x is y.
+template <typename T>
+inline NextRow<T> next_row(const T* x, T* y, int64_t r, int64_t r1, int64_t rows, int64_t len) {
+  NextRow<T> next;
+  const int64_t n = r + 1;
+  if (n < r1) {
+    next.x = x + n * len;
+    next.y = y + n * len;
+  } else if (n < rows && x != y) {
+    next.x = x + n * len;
+  }
+  return next;
+}
+
+// Prefetches the cache lines of next.x (and next.y) that hold elements [j, j + n).
+template <typename T>
+inline void prefetch_next(const NextRow<T>& next, int64_t j, int64_t n) {
+  constexpr int64_t kLine = 64;
+  // At least one line per call: narrow registers cover a line over several calls.
+  const int64_t bytes = std::max<int64_t>(1, n * static_cast<int64_t>(sizeof(T)));
+  for (int64_t b = 0; b < bytes; b += kLine) {
+    prefetch_read(reinterpret_cast<const char*>(next.x + j) + b);
+    if (next.y != nullptr) prefetch_write(reinterpret_cast<char*>(next.y + j) + b);
+  }
+}
+
 // y[j] = f(x[j]) for j < len (lanes past the end read as -inf, and f(-inf) must be 0); returns
 // the sum of the y[j]: plain sums over blocks of 16 registers, blocks added with compensation (as
 // accurate as a compensated sum throughout, at a fraction of its cost: its add chain is long),
-// then the lanes in a fixed order. y may equal x.
+// then the lanes in a fixed order. y may equal x. next.x (if set) is a row of at least len
+// elements to prefetch, see NextRow.
 template <typename T, typename F>
-inline T row_map_sum(const T* x, T* y, int64_t len, F f) {
+inline T row_map_sum(const T* x, T* y, int64_t len, F f, const NextRow<T>& next = {}) {
   using S = Simd<T>;
   constexpr int64_t W = S::width;
   if (len <= 0) return T(0);  // NOTE: also keeps gcc 12 from a false warning, see row_max
@@ -298,6 +351,7 @@ inline T row_map_sum(const T* x, T* y, int64_t len, F f) {
     const int64_t block_end = std::min(full, j + 16 * W);
     auto s0 = S::zero(), s1 = S::zero();
     for (; j + 2 * W <= block_end; j += 2 * W) {
+      if (next.x != nullptr) prefetch_next(next, j, 2 * W);
       const auto e0 = f(S::loadu(x + j));
       const auto e1 = f(S::loadu(x + j + W));
       S::storeu(y + j, e0);
@@ -405,9 +459,11 @@ inline T first_lane(typename Simd<T>::Reg v) {
 // y: so when m is in [0, g], s = 0 and x - s is exact (exp_bounded, the cheapest). Other rows:
 // s = m with exp_split (x - m exact too), or exp_diff when m is infinite or huge (or the row all
 // -inf). With s = m, e_m = 1; with s = 0, a row whose sum is e_m alone (one element, or the others
-// below its rounding) is rescaled to e_m = 1, so such a row's softmax is exactly one-hot.
+// below its rounding) is rescaled to e_m = 1, so such a row's softmax is exactly one-hot. next: the
+// row to prefetch meanwhile (see NextRow).
 template <typename T>
-inline T row_softmax_exp(const T* x, T* y, int64_t len, T* max = nullptr, T* exp_max = nullptr) {
+inline T row_softmax_exp(const T* x, T* y, int64_t len, T* max = nullptr, T* exp_max = nullptr,
+                         const NextRow<T>& next = {}) {
   using S = Simd<T>;
   using C = SplitExpConst<T>;
   const T m = row_max(x, len);
@@ -419,7 +475,7 @@ inline T row_softmax_exp(const T* x, T* y, int64_t len, T* max = nullptr, T* exp
   if (m >= T(0) && m <= g) {
     auto f = [](typename S::Reg v) { return exp_bounded<T>(v); };
     T e_m = first_lane<T>(f(S::set1(m)));
-    T sum = row_map_sum(x, y, len, f);
+    T sum = row_map_sum(x, y, len, f, next);
     if (sum == e_m) {
       // e_m is the whole sum: y = 1 there, y / e_m elsewhere (below 2^-24 of it).
       const auto ve = S::set1(e_m), inv = S::set1(T(1) / e_m), one = S::set1(T(1));
@@ -439,11 +495,12 @@ inline T row_softmax_exp(const T* x, T* y, int64_t len, T* max = nullptr, T* exp
     const auto vm = S::set1(m);
     auto f = [&](typename S::Reg v) { return exp_diff<T>(v, vm); };
     if (exp_max != nullptr) *exp_max = first_lane<T>(f(vm));
-    return row_map_sum(x, y, len, f);
+    return row_map_sum(x, y, len, f, next);
   }
   const SplitShift<T> sh(m);
   if (exp_max != nullptr) *exp_max = T(1);  // exp_split(m) is exactly 1
-  return row_map_sum(x, y, len, [&](typename S::Reg v) { return exp_split<T>(v, sh); });
+  auto f = [&](typename S::Reg v) { return exp_split<T>(v, sh); };
+  return row_map_sum(x, y, len, f, next);
 }
 
 // y[j] *= c for j < len.
