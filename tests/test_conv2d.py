@@ -215,6 +215,47 @@ def test_conv2d_single_image_forms(rng):
     assert nf.conv2d(x.astype(np.float32), k).dtype == np.float64
 
 
+INT_KERNEL_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
+INT_KERNEL_DTYPES += [np.uint64, np.bool_, np.dtype(">i4"), np.dtype("<i2").newbyteorder()]
+
+
+@pytest.mark.parametrize("dtype", INT_KERNEL_DTYPES, ids=str)
+def test_conv2d_integer_kernel_converted_in_binding(rng, isa, dtype):
+    # The binding converts an integer/bool kernel given with a float64 x itself (the tutorial's
+    # call); the result must be the policy's: exactly the float64 kernel's. Kernels beyond the
+    # binding's stack buffer (9x9), 4-D kernels, non-native byte order (left to the Python policy),
+    # and a non-contiguous kernel go through the same check.
+    x2 = rng.uniform(0, 255, (12, 11))
+    x4 = rng.standard_normal((2, 3, 9, 10))
+    for x, shape in [(x2, (3, 3)), (x2, (9, 9)), (x2, (1, 2)), (x4, (4, 3, 3, 2))]:
+        k = rng.integers(0, 2 if dtype == np.bool_ else 100, shape).astype(dtype)
+        want = nf.conv2d(x, k.astype(np.float64), padding=1)
+        got = nf.conv2d(x, k, padding=1)
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
+        if k.dtype.isnative:
+            np.testing.assert_array_equal(_core.conv2d(x, k, None, 1, 1, None, "linear"), want)
+        kt = np.asfortranarray(k)
+        np.testing.assert_array_equal(nf.conv2d(x, kt, padding=1), want)
+    # Only with a float64 x: the policy promotes float32 x with an integer kernel to float64.
+    with pytest.raises(TypeError, match="conv2d: w must have dtype float32 or float64, got int64"):
+        _core.conv2d(x2.astype(np.float32), np.ones((3, 3), np.int64), None, 1, 0, None, "linear")
+    assert nf.conv2d(x2.astype(np.float32), np.ones((3, 3), np.int64)).dtype == np.float64
+    # Bad shapes of an integer kernel give the float kernel's messages.
+    with pytest.raises(ValueError, match=r"conv2d: w must have 2 dims \(kh, kw\) for a 2-D"):
+        nf.conv2d(x2, np.ones((1, 3, 3), np.int64))
+    with pytest.raises(ValueError, match=r"conv2d: the kernel \(13, 1\) is larger than"):
+        nf.conv2d(x2, np.ones((13, 1), np.int64))
+    # The converted kernel is a copy: out may share the integer kernel's bytes.
+    buf = np.zeros(10 * 9, np.float64)
+    k = buf[:9].view(np.int64).reshape(3, 3)
+    k[...] = np.arange(9).reshape(3, 3)
+    want = nf.conv2d(x2, np.arange(9.0).reshape(3, 3))
+    out = buf.reshape(10, 9)
+    assert nf.conv2d(x2, k, out=out) is out
+    np.testing.assert_array_equal(out, want)
+
+
 def test_conv2d_out_and_layouts(rng):
     x, w, b, s, p = make(rng, CASES[1], np.float32)
     want = nf.conv2d(x, w, b, s, p)

@@ -3,8 +3,8 @@
 Register tiles are MR x NR = 12 x 32 (AVX-512 f32), 12 x 16 (AVX-512 f64), 6 x 16 / 6 x 8 (AVX2),
 6 x 8 / 6 x 4 (baseline SSE); K slices are up to 512 / 256 (AVX-512 f32 / f64), 1024 / 512
 (AVX2) and 256 (baseline) deep, row blocks up to 240 / 192 rows (fewer for deep slices), column
-blocks 768 (AVX-512), 3072 / 2048 (AVX2), 1024 (baseline). Sizes below sit on and around each of
-those edges.
+blocks 768 (AVX-512), 3072 / 2048 (AVX2), 1024 (baseline), stretched by up to 1/8 when that saves
+a block (864, 3456 / 2304, 1152). Sizes below sit on and around each of those edges.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ BLOCKS = [
     (193, 2049, 3),
     (25, 769, 513),
     (14, 1025, 257),
+    (9, 865, 5),
+    (5, 1153, 7),
+    (4, 2305, 5),
+    (3, 3457, 9),
     (8, 4, 2),
     (2, 3, 1),
 ]
@@ -123,6 +127,19 @@ def test_matmul_bit_identical_across_thread_counts(threads, rng):
         np.testing.assert_array_equal(
             _core.matmul(a.T.copy(), b.T.copy(), None, True, True), expected_t
         )
+
+
+def test_matmul_column_blocks_across_thread_counts(threads, rng):
+    # Each thread's columns are cut into column blocks of its own width: parts just below and
+    # above the stretched block width (864 on AVX-512) must fit the packing space and agree.
+    for n in (1727, 1729, 1760):
+        a = rng.standard_normal((40, 21)).astype(np.float32)
+        b = rng.standard_normal((21, n)).astype(np.float32)
+        with with_num_threads(1):
+            expected = nf.matmul(a, b)
+        got = nf.matmul(a, b)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_allclose(got, ref.matmul(a.astype(np.float64), b), **tol(np.float32, 21))
 
 
 def test_matmul_layouts(rng):

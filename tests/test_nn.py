@@ -383,3 +383,17 @@ def test_cross_entropy_trains_on_logits_with_the_same_gradients(name, rng):
     assert lval == pytest.approx(value, rel=1e-12)
     for p0, p1, g in zip(before, model._params, grads):
         np.testing.assert_allclose(p0 - p1, g, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.skipif(not HAS_CONV, reason="conv2d/max_pool2d kernels not merged yet")
+@pytest.mark.parametrize("c,h,w,classes", [(1, 28, 28, 10), (1, 8, 8, 10), (2, 9, 11, 3)])
+def test_tutorial_cnn_layers_fit_the_input_size(c, h, w, classes):
+    from nnfast.nn import tutorial_cnn
+
+    layers = tutorial_cnn(c, h, w, classes, activation="softmax")
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds == ["Conv2D", "ReLU", "MaxPool2D"] * 2 + ["Flatten", "Dense"]
+    x = np.random.default_rng(0).random((3, c, h, w), dtype=np.float32)
+    p = Sequential(layers, seed=0).predict_proba(x)
+    assert p.shape == (3, classes)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)

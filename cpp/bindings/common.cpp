@@ -94,6 +94,13 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
 }
 
 int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi) {
+  // The common case first, with no message built: an exact int in range.
+  if (PyLong_CheckExact(obj.ptr())) {
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+    if (overflow == 0 && v >= lo && v <= hi) return static_cast<int64_t>(v);
+    if (overflow == 0 && v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  }
   const std::string where = std::string(fn) + ": " + arg;
   if (py::isinstance<py::array>(obj)) {
     // NOTE: arrays define __index__ and would raise NumPy's own message (not naming fn/arg)
@@ -148,9 +155,28 @@ int64_t checked_product(const Shape& shape, const char* fn, const char* what) {
 
 py::array new_array(const py::dtype& dtype, const Shape& shape, const char* fn) {
   checked_product(shape, fn, "the output");
-  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-  // NOTE: numpy raises MemoryError (ArrayMemoryError) itself when the allocation fails.
-  return py::array(dtype, dims);
+  // NOTE: NumPy's constructor called directly with the shape and pybind11's C strides on the
+  // stack (the strides py::array(dtype, dims) gives, even for an empty array): py::array builds
+  // three heap vectors, a fifth of the tutorial convolution's binding overhead.
+  constexpr size_t kMaxDims = 8;
+  if (shape.size() > kMaxDims) {
+    return py::array(dtype, std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  }
+  Py_intptr_t dims[kMaxDims], strides[kMaxDims];
+  const int nd = static_cast<int>(shape.size());
+  Py_intptr_t stride = dtype.itemsize();
+  for (int i = nd - 1; i >= 0; --i) {
+    dims[i] = static_cast<Py_intptr_t>(shape[static_cast<size_t>(i)]);
+    strides[i] = stride;
+    stride *= dims[i];
+  }
+  const auto& api = py::detail::npy_api::get();
+  // NOTE: PyArray_NewFromDescr steals the dtype reference; NumPy raises MemoryError
+  // (ArrayMemoryError) itself when the allocation fails.
+  PyObject* a = api.PyArray_NewFromDescr_(api.PyArray_Type_, dtype.inc_ref().ptr(), nd, dims,
+                                          strides, nullptr, 0, nullptr);
+  if (a == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(a);
 }
 
 namespace {

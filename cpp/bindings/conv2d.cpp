@@ -1,7 +1,9 @@
 // Bindings of the convolution kernels.
 #include "kernels/conv2d.h"
 
+#include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -16,20 +18,40 @@ namespace {
 // Padding beyond this is certainly a mistake (and keeps every size sum far from overflow).
 constexpr int64_t kMaxPadding = int64_t(1) << 40;
 
+// NOTE: no default-constructed py::array anywhere here: pybind11's array() allocates an empty
+// float64 array (~1000 instructions each, a third of the tutorial call's binding overhead).
 struct ConvCall {
   py::array x, w;
-  bool single;  // the tutorial's (H, W) image with a (kh, kw) kernel
+  bool single;       // the tutorial's (H, W) image with a (kh, kw) kernel
+  bool w_converted;  // w is an integer kernel, converted to float64 by convert_int_kernel
   Conv2dGeometry g;
 };
 
+// Whether w is an integer (or bool) kernel the forward binding converts to float64 itself, as
+// nnfast._convert would: an exact ndarray, C-contiguous, aligned, native byte order, with a
+// float64 x. The tutorial's single-image form passes an int kernel; converting it here spares the
+// Python-side astype (a new array and NumPy's cast machinery) on every call.
+bool is_convertible_int_kernel(const py::array& x, py::handle w_obj) {
+  if (!is_f64(x) || Py_TYPE(w_obj.ptr()) != py::detail::npy_api::get().PyArray_Type_) return false;
+  const py::array w = py::reinterpret_borrow<py::array>(w_obj);
+  const py::dtype dt = w.dtype();
+  const char kind = dt.kind();
+  const char order = dt.byteorder();  // '|' for one-byte types
+  return (kind == 'i' || kind == 'u' || kind == 'b') && (order == '=' || order == '|') &&
+         (w.flags() & py::array::c_style) && (w.flags() & 0x0100);  // 0x0100: NPY_ARRAY_ALIGNED
+}
+
 ConvCall conv_args(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
-                   py::handle padding_obj, const char* fn) {
-  ConvCall call;
-  call.x = require_float_array(x_obj, fn, "x");
-  call.w = require_float_array(w_obj, fn, "w");
+                   py::handle padding_obj, const char* fn, bool int_kernel_ok = false) {
+  py::array x_arr = require_float_array(x_obj, fn, "x");
+  const bool convert = int_kernel_ok && is_convertible_int_kernel(x_arr, w_obj);
+  ConvCall call{
+      std::move(x_arr),
+      convert ? py::reinterpret_borrow<py::array>(w_obj) : require_float_array(w_obj, fn, "w"),
+      false, convert, Conv2dGeometry{}};
   const py::array& x = call.x;
   const py::array& w = call.w;
-  require_same_dtype(x, "x", w, "w", fn);
+  if (!convert) require_same_dtype(x, "x", w, "w", fn);
   Conv2dGeometry& g = call.g;
   if (x.ndim() == 2) {
     call.single = true;
@@ -101,10 +123,27 @@ ConvCall conv_args(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
   return call;
 }
 
+// Whether obj is the str s, without building a std::string (false for anything else, a str
+// UTF-8 cannot encode included: the callers' slow paths then report it as before).
+bool str_is(py::handle obj, const char* s) {
+  if (!PyUnicode_CheckExact(obj.ptr())) return false;
+  Py_ssize_t size = 0;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(obj.ptr(), &size);
+  if (utf8 == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const size_t len = std::strlen(s);
+  return static_cast<size_t>(size) == len && std::memcmp(utf8, s, len) == 0;
+}
+
 GemmActivation conv_activation(py::handle obj, const char* fn) {
   static const char* const kNames[] = {"linear", "relu", "sigmoid", "tanh"};
   const char* expected = "'linear', 'relu', 'sigmoid' or 'tanh'";
   if (obj.is_none()) return GemmActivation::linear;
+  for (int i = 0; i < 4; ++i) {
+    if (str_is(obj, kNames[i])) return static_cast<GemmActivation>(i);
+  }
   if (!py::isinstance<py::str>(obj)) {
     throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
                          type_name(obj));
@@ -118,6 +157,7 @@ GemmActivation conv_activation(py::handle obj, const char* fn) {
 }
 
 Conv2dAlgorithm conv_algorithm(py::handle obj, const char* fn) {
+  if (str_is(obj, "auto")) return Conv2dAlgorithm::automatic;
   const std::string name = py::isinstance<py::str>(obj) ? obj.cast<std::string>() : "";
   if (name == "auto") return Conv2dAlgorithm::automatic;
   if (name == "direct") return Conv2dAlgorithm::direct;
@@ -136,15 +176,46 @@ Shape out_shape(const ConvCall& call) {
   return {g.n, g.o, g.ho, g.wo};
 }
 
+// w (accepted by is_convertible_int_kernel) as float64 into dst, as NumPy's astype(float64).
+void convert_int_kernel(const py::array& w, double* dst) {
+  const int64_t n = static_cast<int64_t>(w.size());
+  const char kind = w.dtype().kind();
+  const void* src = w.data();
+  auto cast_all = [&](auto t) {
+    using I = decltype(t);
+    const I* p = static_cast<const I*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<double>(p[i]);
+  };
+  if (kind == 'b') {
+    const uint8_t* p = static_cast<const uint8_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = p[i] != 0 ? 1.0 : 0.0;
+    return;
+  }
+  const bool is_signed = kind == 'i';
+  switch (w.itemsize()) {
+    case 1:
+      return is_signed ? cast_all(int8_t{}) : cast_all(uint8_t{});
+    case 2:
+      return is_signed ? cast_all(int16_t{}) : cast_all(uint16_t{});
+    case 4:
+      return is_signed ? cast_all(int32_t{}) : cast_all(uint32_t{});
+    default:
+      return is_signed ? cast_all(int64_t{}) : cast_all(uint64_t{});
+  }
+}
+
+// A converted integer kernel up to this many elements lives on the stack (the tutorial's 3x3).
+constexpr int64_t kStackKernel = 64;
+
 py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride_obj,
                  py::handle padding_obj, py::object out, py::handle act_obj, py::handle algo_obj) {
   const char* fn = "conv2d";
-  ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, fn);
+  ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, fn, true);
   const Conv2dGeometry g = call.g;
-  py::array b;
   const bool has_bias = !b_obj.is_none();
+  // NOTE: without a bias, b is x (never read): it only fills the overlap list below.
+  const py::array b = has_bias ? require_float_array(b_obj, fn, "b") : call.x;
   if (has_bias) {
-    b = require_float_array(b_obj, fn, "b");
     require_same_dtype(call.x, "x", b, "b", fn);
     const bool ok = call.single ? (b.ndim() == 0 || (b.ndim() == 1 && b.shape(0) == 1))
                                 : (b.ndim() == 1 && b.shape(0) == g.o);
@@ -158,12 +229,27 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
   const GemmActivation act = conv_activation(act_obj, fn);
   const Conv2dAlgorithm algo = conv_algorithm(algo_obj, fn);
   const Shape shape = out_shape(call);
-  py::array y = has_bias ? prepare_out(out, call.x.dtype(), shape, fn, {call.x, call.w, b})
-                         : prepare_out(out, call.x.dtype(), shape, fn, {call.x, call.w});
+  // A converted integer kernel is read into a copy first, as the Python-side conversion did, so
+  // out may share its bytes.
+  const py::array& w_in = call.w_converted ? call.x : call.w;
+  py::array y = prepare_out(out, call.x.dtype(), shape, fn, {call.x, w_in, b});
+  double w_stack[kStackKernel];
+  std::vector<double> w_heap;
+  const double* w_f64 = nullptr;
+  if (call.w_converted) {
+    const int64_t n = static_cast<int64_t>(call.w.size());
+    if (n > kStackKernel) w_heap.resize(static_cast<size_t>(n));
+    double* dst = n > kStackKernel ? w_heap.data() : w_stack;
+    convert_int_kernel(call.w, dst);
+    w_f64 = dst;
+  }
   dispatch_float(call.x, [&](auto t) {
     using T = decltype(t);
     const T* px = cdata<T>(call.x);
     const T* pw = cdata<T>(call.w);
+    if constexpr (std::is_same_v<T, double>) {
+      if (w_f64 != nullptr) pw = w_f64;
+    }
     const T* pb = has_bias ? cdata<T>(b) : nullptr;
     T* py_ = mdata<T>(y);
     py::gil_scoped_release release;
@@ -195,12 +281,19 @@ py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
   }
   const Shape shapes[3] = {shape_of(call.x), shape_of(call.w),
                            call.single ? Shape{} : Shape{g.o}};
-  std::vector<py::array> grads(3);
+  // NOTE: filled by push_back, not sized: a default py::array allocates an empty array. Without
+  // need_grad_x, entry 0 is x as a placeholder (never given, never written).
+  std::vector<py::array> grads;
+  grads.reserve(3);
   std::vector<bool> given(3);
-  for (size_t i = need_gx ? 0 : 1; i < 3; ++i) {
+  for (size_t i = 0; i < 3; ++i) {
+    if (i == 0 && !need_gx) {
+      grads.push_back(call.x);
+      continue;
+    }
     given[i] = !outs[i].is_none();
-    grads[i] = prepare_named_out(outs[i], call.x.dtype(), shapes[i], fn, out_entry_name(i, kNames),
-                                 {call.x, call.w, gy});
+    grads.push_back(prepare_named_out(outs[i], call.x.dtype(), shapes[i], fn,
+                                      out_entry_name(i, kNames), {call.x, call.w, gy}));
   }
   require_disjoint_outs(grads, given, fn, kNames);
   py::array &gx = grads[0], &gw = grads[1], &gb = grads[2];

@@ -46,21 +46,25 @@ py::object max_pool2d(py::handle x_obj, py::handle pool_obj, py::handle stride_o
   g.ho = (g.h - g.ph) / g.sh + 1;
   g.wo = (g.w - g.pw) / g.sw + 1;
   const Shape shape = single ? Shape{g.ho, g.wo} : Shape{x.shape(0), x.shape(1), g.ho, g.wo};
-  py::array y, idx;
+  // NOTE: no default-constructed py::array (pybind11 allocates an empty array for one); without
+  // indices, idx is y (never used as indices).
+  std::vector<py::array> ys;
+  ys.reserve(2);
   if (ret) {
     // NOTE: as a NumPy ufunc with two results, out is then a tuple (y, indices).
     static const std::vector<const char*> kNames = {"y", "indices"};
     const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
-    std::vector<py::array> ys(2);
-    ys[0] = prepare_named_out(outs[0], x.dtype(), shape, fn, out_entry_name(0, kNames), {x});
-    ys[1] = prepare_named_out(outs[1], py::dtype::of<int64_t>(), shape, fn,
-                              out_entry_name(1, kNames), {x});
+    ys.push_back(
+        prepare_named_out(outs[0], x.dtype(), shape, fn, out_entry_name(0, kNames), {x}));
+    ys.push_back(prepare_named_out(outs[1], py::dtype::of<int64_t>(), shape, fn,
+                                   out_entry_name(1, kNames), {x}));
     require_disjoint_outs(ys, {!outs[0].is_none(), !outs[1].is_none()}, fn, kNames);
-    y = ys[0];
-    idx = ys[1];
   } else {
-    y = prepare_out(std::move(out), x.dtype(), shape, fn, {x});
+    ys.push_back(prepare_out(std::move(out), x.dtype(), shape, fn, {x}));
+    ys.push_back(ys[0]);
   }
+  py::array& y = ys[0];
+  py::array& idx = ys[1];
   dispatch_float(x, [&](auto t) {
     using T = decltype(t);
     const T* px = cdata<T>(x);

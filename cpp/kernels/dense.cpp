@@ -12,9 +12,8 @@ namespace nnfast {
 namespace NNFAST_ISA_NS {
 namespace {
 
-// Columns per task of the dz / grad_b pass (several registers wide, so rows stream well).
-template <typename T>
-constexpr int64_t kColumnBlock = 4 * Simd<T>::width;
+// Elements of dz per task of the dz / grad_b pass, at least.
+constexpr int64_t kMinElemsPerTask = 1 << 14;
 
 // dL/dz from dL/da and a for one register: a' is a function of a alone (except softmax).
 template <GemmActivation Act, typename T>
@@ -35,50 +34,38 @@ inline typename Simd<T>::Reg activation_grad(typename Simd<T>::Reg a, typename S
 }
 
 // dz (batch x out) and grad_b = column sums of dz, summed down the rows in order (the result
-// does not depend on how columns are split between threads).
+// does not depend on how columns are split between threads). Each task owns a contiguous range of
+// columns and walks it row by row, so a, grad_a and dz are read and written in address order
+// (walking down a column block instead, a 2 KiB stride per row for out = 512, defeated the
+// hardware prefetchers: ~2 ns per element, 0.3 ms of a 4.5 ms backward at 256 x 784 x 512).
+// grad_b is the running sum: it stays in L1 and adds d in the same order as a register would.
 template <GemmActivation Act, typename T>
 void dz_and_bias_grad(const T* a, const T* ga, const T* row_dot, T* dz, T* grad_b, int64_t batch,
                       int64_t out) {
   using S = Simd<T>;
   using Reg = typename S::Reg;
   constexpr int W = S::width;
-  constexpr int V = static_cast<int>(kColumnBlock<T> / W);
-  const int64_t blocks = (out + kColumnBlock<T> - 1) / kColumnBlock<T>;
-  const int64_t grain =
-      std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(1, batch * kColumnBlock<T>));
-  runtime::parallel_for(blocks, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t blk = begin; blk < end; ++blk) {
-      const int64_t j0 = blk * kColumnBlock<T>;
-      const int64_t width = std::min(kColumnBlock<T>, out - j0);
-      Reg sum[V];
-      for (int v = 0; v < V; ++v) sum[v] = S::zero();
-      for (int64_t i = 0; i < batch; ++i) {
-        const int64_t off = i * out + j0;
-        const Reg dot = row_dot != nullptr ? S::set1(row_dot[i]) : S::zero();
-        for (int v = 0; v < V; ++v) {
-          const int64_t lanes = width - v * W;
-          if (lanes <= 0) break;
-          const int64_t o = off + v * W;
-          if (lanes >= W) {
-            const Reg d = activation_grad<Act, T>(S::loadu(a + o), S::loadu(ga + o), dot);
-            if (dz != ga) S::storeu(dz + o, d);
-            sum[v] = S::add(sum[v], d);
-          } else {
-            const Reg d = activation_grad<Act, T>(S::load_partial(a + o, lanes),
-                                                  S::load_partial(ga + o, lanes), dot);
-            if (dz != ga) S::store_partial(dz + o, d, lanes);
-            sum[v] = S::add(sum[v], d);
-          }
-        }
+  const int64_t vectors = (out + W - 1) / W;
+  const int64_t grain = std::max<int64_t>(1, kMinElemsPerTask / std::max<int64_t>(1, batch * W));
+  runtime::parallel_for(vectors, grain, [&](int64_t begin, int64_t end) {
+    const int64_t j0 = begin * W;
+    const int64_t j1 = std::min(out, end * W);
+    std::fill(grad_b + j0, grad_b + j1, T(0));
+    for (int64_t i = 0; i < batch; ++i) {
+      const int64_t off = i * out;
+      const Reg dot = row_dot != nullptr ? S::set1(row_dot[i]) : S::zero();
+      int64_t j = j0;
+      for (; j + W <= j1; j += W) {
+        const Reg d = activation_grad<Act, T>(S::loadu(a + off + j), S::loadu(ga + off + j), dot);
+        if (dz != ga) S::storeu(dz + off + j, d);
+        S::storeu(grad_b + j, S::add(S::loadu(grad_b + j), d));
       }
-      for (int v = 0; v < V; ++v) {
-        const int64_t lanes = width - v * W;
-        if (lanes <= 0) break;
-        if (lanes >= W) {
-          S::storeu(grad_b + j0 + v * W, sum[v]);
-        } else {
-          S::store_partial(grad_b + j0 + v * W, sum[v], lanes);
-        }
+      if (j < j1) {
+        const int64_t lanes = j1 - j;
+        const Reg d = activation_grad<Act, T>(S::load_partial(a + off + j, lanes),
+                                              S::load_partial(ga + off + j, lanes), dot);
+        if (dz != ga) S::store_partial(dz + off + j, d, lanes);
+        S::store_partial(grad_b + j, S::add(S::load_partial(grad_b + j, lanes), d), lanes);
       }
     }
   });

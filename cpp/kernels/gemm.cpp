@@ -118,6 +118,25 @@ struct Problem {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Width of the column blocks that cover `cols` columns of C: equal blocks (whole micro-panels) no
+// wider than NC, or up to NC / 8 wider when that saves a block. 784 columns (the dense backward's
+// grad_x) made one 768-wide block and a 16-wide one that re-packed all of A for 2 % of the work.
+template <typename T>
+int64_t block_cols(int64_t cols) {
+  constexpr int64_t NR = Blocking<T>::NRV * Simd<T>::width;
+  constexpr int64_t NC = Blocking<T>::NC;
+  const int64_t blocks = ceil_div(std::max<int64_t>(cols, 1), NC + NC / 8);
+  return round_up(ceil_div(std::max<int64_t>(cols, 1), blocks), NR);
+}
+
+// The widest block_cols<T>(c) for any c <= cols (packing space for the B block).
+template <typename T>
+int64_t max_block_cols(int64_t cols) {
+  constexpr int64_t NR = Blocking<T>::NRV * Simd<T>::width;
+  constexpr int64_t NC = Blocking<T>::NC;
+  return std::min(round_up(NC + NC / 8, NR), round_up(std::max<int64_t>(cols, 1), NR));
+}
+
 #if defined(NNFAST_SIMD_AVX512) || defined(NNFAST_SIMD_AVX2)
 // dst[i * ldd + j] = src[j * lds + i] for an 8 x 8 float block (AVX unpack/shuffle/permute).
 inline void transpose_8x8(const float* src, int64_t lds, float* dst, int64_t ldd) {
@@ -383,7 +402,7 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
                int64_t n1, T* ap, T* bp) {
   constexpr int MR = Blocking<T>::MR;
   constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
-  const int64_t NC = Blocking<T>::NC;
+  const int64_t NC = block_cols<T>(n1 - n0);
   // Row blocks of equal size (in whole micro-panels) no taller than MC: no thin last block.
   const int64_t panels = ceil_div(m1 - m0, MR);
   const int64_t MC = ceil_div(panels, ceil_div(panels, max_block_rows<T>(kc_block) / MR)) * MR;
@@ -405,8 +424,8 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
           const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
-          run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
-                           P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
+          run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr, P.ldc,
+                           mr, nr, P.alpha, beta, bias_col, bias_row, last);
         };
         if constexpr (Blocking<T>::kStreamB) {
           for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -526,7 +545,7 @@ void gemm_run(const Problem<T>& P) {
   const int64_t pm = ceil_div(P.m, MR), pn = ceil_div(P.n, NR);
   const int64_t part_rows = ceil_div(pm, g.tm) * MR, part_cols = ceil_div(pn, g.tn) * NR;
   const int64_t a_elems = round_up(std::min(max_block_rows<T>(kc_block), part_rows), MR) * kc_block;
-  const int64_t b_elems = round_up(std::min(Blocking<T>::NC, part_cols), NR) * kc_block;
+  const int64_t b_elems = max_block_cols<T>(part_cols) * kc_block;
   const int64_t per_task = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
   const int64_t tasks = g.tm * g.tn;
   T* ws = static_cast<T*>(runtime::thread_workspace(

@@ -198,6 +198,8 @@ def conv2d(
 ) -> FloatArray:
     """act(conv(x, w) + b): x (N, C, H, W) with w (O, C, kh, kw), or x (H, W) with w (kh, kw).
 
+    With a float64 ``x``, ``w`` may also be an integer or bool array (converted to float64 here).
+
     ``algorithm`` is "auto" (by shape), "direct" (stride_w 1 only, else im2col) or "im2col".
     """
 

@@ -338,16 +338,7 @@ class _Demo:
         )
         cnn = hasattr(nf, "conv2d") and hasattr(nf, "max_pool2d")
         if cnn:
-            layers = [
-                nn.Conv2D(1, 8, 3, padding=1),
-                nn.ReLU(),
-                nn.MaxPool2D(2),
-                nn.Conv2D(8, 16, 3, padding=1),
-                nn.ReLU(),
-                nn.MaxPool2D(2),
-                nn.Flatten(),
-                nn.Dense(16 * 2 * 2, 10),
-            ]
+            layers = nn.tutorial_cnn(1, 8, 8)
             kind = "CNN: conv 3x3 (8) > ReLU > pool > conv 3x3 (16) > ReLU > pool > dense 10"
         else:
             msg = "nnfast.conv2d/max_pool2d not in this build: the CNN is unavailable"

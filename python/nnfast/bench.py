@@ -86,6 +86,35 @@ def _rows_activations() -> None:
     ROWS.append(Row("sigmoid 1M f32", "activations", unary("sigmoid", ref.sigmoid), bytes=8.0 * n))
     ROWS.append(Row("tanh 1M f32", "activations", unary("tanh", np.tanh), bytes=8.0 * n))
 
+    # The derivatives at z. torch has no such functions: its columns are what a torch user writes
+    # (the same formulas autograd's backward kernels evaluate, without the autograd graph).
+    def torch_derivative(name: str, torch: Any) -> Callable[[Any], Any]:
+        if name == "relu_derivative":
+            return lambda tz: (tz > 0).to(tz.dtype)
+        if name == "sigmoid_derivative":
+            return lambda tz: (lambda s: s * (1 - s))(torch.sigmoid(tz))
+        return lambda tz: 1 - torch.tanh(tz).square()
+
+    def derivative(name: str) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            z = _rng().standard_normal(n, dtype=np.float32)
+            dst = np.empty_like(z)
+            fn, numpy_fn = getattr(F, name), getattr(ref, name)
+            impls: dict[str, Impl] = {
+                "nnfast": lambda: fn(z),
+                "numpy": lambda: numpy_fn(z),
+                "copy": lambda: np.copyto(dst, z),
+            }
+            if torch is not None:
+                tz, tfn = torch.from_numpy(z), torch_derivative(name, torch)
+                impls["torch"] = lambda: tfn(tz)
+            return impls
+
+        return setup
+
+    for name in ("relu_derivative", "sigmoid_derivative", "tanh_derivative"):
+        ROWS.append(Row(f"{name} 1M f32", "activations", derivative(name), bytes=8.0 * n))
+
     rows, cols = 256, 1000
 
     def softmax_setup(torch: Any) -> dict[str, Impl]:
@@ -250,12 +279,124 @@ def _rows_losses() -> None:
         Row("softmax cross-entropy 256x1000 f32", "losses", ce_setup, bytes=8.0 * rows * cols)
     )
 
+    n = 1 << 20
+
+    def pair_setup(kind: str) -> Callable[[Any], dict[str, Impl]]:
+        # Loss value and gradient w.r.t. the prediction, as one training step needs them.
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            if kind == "mse":
+                pred = r.standard_normal(n, dtype=np.float32)
+                target = r.standard_normal(n, dtype=np.float32)
+                loss, grad = F.mse_loss, F.mse_loss_grad
+                np_loss, np_grad = ref.mse_loss, ref.mse_loss_grad
+            else:
+                pred = r.uniform(0.01, 0.99, n).astype(np.float32)
+                target = (r.random(n) < 0.5).astype(np.float32)
+                loss, grad = F.binary_cross_entropy, F.binary_cross_entropy_grad
+                np_loss, np_grad = ref.binary_cross_entropy, ref.binary_cross_entropy_grad
+            impls: dict[str, Impl] = {
+                "nnfast": lambda: (loss(pred, target), grad(pred, target)),
+                "numpy": lambda: (np_loss(pred, target), np_grad(pred, target)),
+            }
+            if torch is not None:
+                tp, tt = torch.from_numpy(pred), torch.from_numpy(target)
+                if kind == "mse":
+                    mse = torch.nn.functional.mse_loss
+
+                    def torch_pair() -> Any:
+                        return mse(tp, tt).item(), (tp - tt).mul_(2.0 / n)
+                else:
+                    bce = torch.nn.functional.binary_cross_entropy
+
+                    def torch_pair() -> Any:
+                        # torch's own backward formula, (p - t) / max(p (1 - p), eps) / n.
+                        den = (tp * (1 - tp)).clamp_(min=1e-12)
+                        return bce(tp, tt).item(), (tp - tt).div_(den).div_(n)
+
+                impls["torch"] = torch_pair
+            return impls
+
+        return setup
+
+    # Bytes: the loss reads pred and target; the gradient reads them again and writes one array.
+    ROWS.append(Row("mse loss + grad 1M f32", "losses", pair_setup("mse"), bytes=20.0 * n))
+    ROWS.append(
+        Row("binary cross-entropy + grad 1M f32", "losses", pair_setup("bce"), bytes=20.0 * n)
+    )
+
 
 _rows_losses()
 
 
 # (issue 3: _rows_losses; issue 5: _rows_conv, _rows_pool; issue 6: _rows_training go below,
 # each a function followed by its call)
+
+
+def _rows_optim() -> None:
+    from . import optim
+
+    n = 1 << 20
+    lr, mom = 0.01, 0.9
+
+    def opt_setup(kind: str) -> Callable[[Any], dict[str, Impl]]:
+        # One optimizer step over one 1M-element float32 parameter, updated in place.
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            p0 = r.standard_normal(n, dtype=np.float32)
+            g = (r.standard_normal(n) * 1e-3).astype(np.float32)
+            p, q = p0.copy(), p0.copy()
+            opt = optim.SGD(lr, mom) if kind == "sgd" else optim.Adam(lr)
+            s1, s2, tmp = np.zeros_like(p), np.zeros_like(p), np.empty_like(p)
+            t = [0]
+
+            def numpy_step() -> Any:
+                # NumPy's best: every update in place, one scratch array, no allocation.
+                if kind == "sgd":
+                    np.multiply(s1, mom, out=s1)
+                    np.add(s1, g, out=s1)
+                    np.multiply(s1, lr, out=tmp)
+                else:
+                    t[0] += 1
+                    b1, b2, eps = opt.beta1, opt.beta2, opt.eps
+                    np.multiply(s1, b1, out=s1)
+                    np.multiply(g, 1 - b1, out=tmp)
+                    np.add(s1, tmp, out=s1)
+                    np.multiply(s2, b2, out=s2)
+                    np.multiply(g, g, out=tmp)
+                    np.multiply(tmp, 1 - b2, out=tmp)
+                    np.add(s2, tmp, out=s2)
+                    np.sqrt(s2, out=tmp)
+                    np.multiply(tmp, 1.0 / np.sqrt(1 - b2 ** t[0]), out=tmp)
+                    np.add(tmp, eps, out=tmp)
+                    np.divide(s1, tmp, out=tmp)
+                    np.multiply(tmp, lr / (1 - b1 ** t[0]), out=tmp)
+                np.subtract(q, tmp, out=q)
+                return q
+
+            impls: dict[str, Impl] = {
+                "nnfast": lambda: (opt.step([(p, g)]), p)[1],
+                "numpy": numpy_step,
+            }
+            if torch is not None:
+                tp = torch.from_numpy(p0.copy())
+                tp.grad = torch.from_numpy(g)
+                topt = (
+                    torch.optim.SGD([tp], lr=lr, momentum=mom)
+                    if kind == "sgd"
+                    else torch.optim.Adam([tp], lr=lr)
+                )
+                impls["torch"] = lambda: (topt.step(), tp)[1]
+            return impls
+
+        return setup
+
+    # Bytes per step: SGD reads p, g, v, writes p, v; Adam reads p, g, m, v, writes p, m, v.
+    ROWS.append(Row("SGD momentum step 1M f32", "optim", opt_setup("sgd"), bytes=20.0 * n))
+    ROWS.append(Row("Adam step 1M f32", "optim", opt_setup("adam"), bytes=28.0 * n))
+
+
+_rows_optim()
 
 
 def _rows_training() -> None:
@@ -291,14 +432,7 @@ def _rows_training() -> None:
         rng = _rng()
         x = rng.random((64, 1, 28, 28), dtype=np.float32)
         y = rng.integers(0, 10, 64)
-        model = nn.Sequential(
-            [
-                nn.Conv2D(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                nn.Conv2D(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2D(2),
-                nn.Flatten(), nn.Dense(16 * 7 * 7, 10, activation="softmax"),
-            ],
-            seed=0,
-        )  # fmt: skip
+        model = nn.Sequential(nn.tutorial_cnn(1, 28, 28, activation="softmax"), seed=0)
         opt = optim.SGD(0.01, momentum=0.9)
         model.fit(x, y, epochs=1, batch_size=64, optimizer=opt, shuffle=False, verbose=0)
         impls: dict[str, Impl] = {"nnfast": model._train_step_fn(x, y, "cross_entropy", opt)}

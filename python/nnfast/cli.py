@@ -13,7 +13,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 __all__ = ["main"]
 
@@ -110,24 +109,6 @@ def _mnist_kinds(directory: Path) -> tuple[str, str | None]:
     return ("train" if "train" in train else train[0]), test
 
 
-def tutorial_cnn(channels: int, height: int, width: int, classes: int = 10) -> Any:
-    """The tutorial's pipeline, Image > [Conv+ReLU] > [Pool] > [Conv+ReLU] > [Pool] > [Flatten] >
-    [Dense], with 8 and 16 channels of 3x3 kernels (padding 1)."""
-    from . import nn
-
-    flat = 16 * (height // 2 // 2) * (width // 2 // 2)
-    return [
-        nn.Conv2D(channels, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2D(2),
-        nn.Conv2D(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2D(2),
-        nn.Flatten(),
-        nn.Dense(flat, classes),
-    ]
-
-
 def _train(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -165,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
         raise _Failure("the data set is empty")
     if not hasattr(nf, "conv2d"):
         raise _Failure("this build has no conv2d kernel, so the tutorial CNN cannot be trained")
-    model = nn.Sequential(tutorial_cnn(*X_tr.shape[1:]), seed=args.seed)
+    model = nn.Sequential(nn.tutorial_cnn(*X_tr.shape[1:]), seed=args.seed)
     print(f"Data: {source}")
     print(f"Model: {model!r}")
     print(

@@ -470,9 +470,6 @@ def dense_backward(
 __all__ += ["conv2d", "conv2d_backward"]
 
 
-_F64 = np.dtype(np.float64)
-
-
 def conv2d(
     x: Any,
     w: Any,
@@ -510,10 +507,9 @@ def conv2d(
         (promoted) dtype. Bit-identical for any thread count.
     """
     if type(x) is np.ndarray and type(w) is np.ndarray:
-        # NOTE: the tutorial's case (float64 image, integer kernel) converts only the kernel,
-        # exactly as the policy would, without the general path's overhead.
-        if w.dtype.kind in "iub" and x.dtype == _F64:
-            w = w.astype(_F64)
+        # NOTE: the tutorial's case (float64 image, integer kernel) needs no Python-side
+        # conversion: the binding converts an integer kernel given with a float64 x itself,
+        # exactly as the policy would (float64).
         try:
             return _core.conv2d(x, w, b, stride, padding, out, activation)
         except _CONVERTIBLE:

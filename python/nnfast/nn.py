@@ -49,6 +49,7 @@ from .losses import Loss, get_loss
 from .optim import Adam, Optimizer
 
 __all__ = [
+    "tutorial_cnn",
     "Conv2D",
     "Dense",
     "Flatten",
@@ -608,6 +609,32 @@ class _Progress:
         else:
             sys.stdout.write(suffix + "\n")
             sys.stdout.flush()
+
+
+def tutorial_cnn(
+    in_channels: int = 1,
+    height: int = 28,
+    width: int = 28,
+    classes: int = 10,
+    activation: str | None = None,
+) -> list[Layer]:
+    """The tutorial's CNN pipeline as layers: Image > [Conv+ReLU] > [Pool] > [Conv+ReLU] > [Pool] >
+    [Flatten] > [Dense], with 8 and 16 channels of 3x3 kernels (padding 1) and 2x2 pooling.
+
+    ``activation`` goes on the last ``Dense`` (``None`` gives logits, which the cross-entropy
+    loss takes directly). Pass the result to :class:`Sequential`.
+    """
+    flat = 16 * (height // 2 // 2) * (width // 2 // 2)
+    return [
+        Conv2D(in_channels, 8, 3, padding=1),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2D(8, 16, 3, padding=1),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(flat, classes, activation=activation),
+    ]
 
 
 class Sequential:
