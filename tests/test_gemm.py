@@ -129,6 +129,33 @@ def test_matmul_bit_identical_across_thread_counts(threads, rng):
         )
 
 
+# (m, n, k, trans_a, trans_b) whose packed op(A) or op(B) is shared by the threads: columns split
+# (op(A) shared), rows split (op(B) shared), one part spanning several column blocks; with partial
+# panels and several K slices. Threads split rows in runs of MR/3 and columns in vectors, so parts
+# also start and end inside a register tile (8 rows split 4 / 4, 784 columns 400 / 384).
+SHARED_PACKING = [
+    (20, 700, 520, False, False),
+    (500, 20, 120, True, False),
+    (13, 1800, 50, False, True),
+    (100, 33, 530, True, True),
+    (8, 1500, 90, False, True),
+    (30, 784, 100, False, False),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_shared_packing_on_every_isa_and_thread_count(isa, threads, dtype, rng):
+    for m, n, k, ta, tb in SHARED_PACKING:
+        a, b, opa, opb = operands(rng, m, n, k, dtype, ta, tb)
+        with with_num_threads(1):
+            one = _core.matmul(a, b, None, ta, tb)
+        got = _core.matmul(a, b, None, ta, tb)
+        np.testing.assert_array_equal(got, one, err_msg=f"{m}x{n}x{k}")
+        np.testing.assert_allclose(
+            got, ref.matmul(opa, opb), **tol(dtype, k), err_msg=f"{m}x{n}x{k}"
+        )
+
+
 def test_matmul_column_blocks_across_thread_counts(threads, rng):
     # Each thread's columns are cut into column blocks of its own width: parts just below and
     # above the stretched block width (864 on AVX-512) must fit the packing space and agree.

@@ -9,7 +9,8 @@
 // never has a scalar tail; partial tiles are stored with masked/partial vector stores.
 //
 // Threads: C is split into a tm x tn grid of MR/NR-aligned parts, one per thread, chosen to
-// minimise the largest part's compute plus packing; each thread packs its own panels. Every
+// minimise the largest part's compute plus packing; each thread packs its own panels, except an
+// operand that every part needs whole, which the threads pack once together first. Every
 // element of C is computed by the same instruction sequence whatever the grid (the K blocking
 // depends only on k), so results are bit-identical for any thread count.
 #include "kernels/gemm.h"
@@ -93,6 +94,9 @@ int64_t max_block_rows(int64_t kc) {
   const int64_t fit = kABlockBytes / (std::max<int64_t>(kc, 1) * static_cast<int64_t>(sizeof(T)));
   return std::max<int64_t>(MR, std::min<int64_t>(Blocking<T>::MC, fit / MR * MR));
 }
+
+// Largest operand packed once for all threads (see gemm_run); beyond it each part packs its own.
+constexpr int64_t kSharedPackBytes = 8 << 20;
 
 // Problems with at most this many multiply-adds skip packing (the tutorial's 8x2x4 batch).
 constexpr int64_t kSmallFlops = 8 * 1024;
@@ -396,10 +400,22 @@ inline void run_tile(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, in
   }
 }
 
-// Computes rows [m0, m1) x columns [n0, n1) of C with packing space ap / bp.
+// op(A) or op(B) packed once for every part of C (see gemm_run): K slice pc (kc deep) of the
+// micro-panel starting at row / column r is at a + pc * a_rows + r * kc (b, b_cols alike), the
+// layout pack_a_block / pack_b_block give one row / column block.
+template <typename T>
+struct SharedPack {
+  const T* a = nullptr;
+  int64_t a_rows = 0;  // m rounded up to MR
+  const T* b = nullptr;
+  int64_t b_cols = 0;  // n rounded up to NR
+};
+
+// Computes rows [m0, m1) x columns [n0, n1) of C with packing space ap / bp, or the shared
+// packed op(A) / op(B) (then the part spans all rows / columns).
 template <typename T, GemmActivation Act>
 void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, int64_t n0,
-               int64_t n1, T* ap, T* bp) {
+               int64_t n1, T* ap, T* bp, const SharedPack<T>& shared) {
   constexpr int MR = Blocking<T>::MR;
   constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
   const int64_t NC = block_cols<T>(n1 - n0);
@@ -415,17 +431,27 @@ void gemm_part(const Problem<T>& P, int64_t kc_block, int64_t m0, int64_t m1, in
       const bool first = pc == 0;
       const bool last = pc + kc >= k;
       const T beta = first ? P.beta : T(1);
-      pack_b_block(P, pc, kc, jc, nc, bp);
+      const T* bpk = bp;
+      if (shared.b != nullptr) {
+        bpk = shared.b + pc * shared.b_cols + jc * kc;
+      } else {
+        pack_b_block(P, pc, kc, jc, nc, bp);
+      }
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
-        pack_a_block(P, ic, mc, pc, kc, ap);
+        const T* apk = ap;
+        if (shared.a != nullptr) {
+          apk = shared.a + pc * shared.a_rows + ic * kc;
+        } else {
+          pack_a_block(P, ic, mc, pc, kc, ap);
+        }
         const auto tile = [&](int64_t ir, int64_t jr) {
           const int64_t mr = std::min<int64_t>(MR, mc - ir);
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bias_row = P.ep.bias_row != nullptr ? P.ep.bias_row + ic + ir : nullptr;
           const T* bias_col = P.ep.bias_col != nullptr ? P.ep.bias_col + jc + jr : nullptr;
-          run_tile<T, Act>(kc, ap + ir * kc, bp + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr, P.ldc,
-                           mr, nr, P.alpha, beta, bias_col, bias_row, last);
+          run_tile<T, Act>(kc, apk + ir * kc, bpk + jr * kc, P.c + (ic + ir) * P.ldc + jc + jr,
+                           P.ldc, mr, nr, P.alpha, beta, bias_col, bias_row, last);
         };
         if constexpr (Blocking<T>::kStreamB) {
           for (int64_t ir = 0; ir < mc; ir += MR) {
@@ -486,6 +512,14 @@ struct Grid {
   int64_t tm, tn;
 };
 
+// Threads split the rows of C in runs of MR/3 rows and the columns in runs of one vector, the
+// granularity of the edge-tile kernels (see run_tile): 784 columns in 32-column panels split
+// 416 / 368 between two threads, in vectors 400 / 384.
+template <typename T>
+constexpr int64_t kRowGrain = kRowStep<T>;
+template <typename T>
+constexpr int64_t kColGrain = Simd<T>::width;
+
 // Largest extent of the parts when `panels` panels of `step` covering `size` are split into
 // `parts` contiguous runs as gemm_run does ([panels * t / parts, panels * (t + 1) / parts)).
 inline int64_t largest_part(int64_t size, int64_t step, int64_t panels, int64_t parts) {
@@ -499,12 +533,11 @@ inline int64_t largest_part(int64_t size, int64_t step, int64_t panels, int64_t 
 }
 
 // The tm x tn split of C (tm * tn <= threads) whose largest part costs least: its multiply-adds
-// (one vector FMA per cycle) plus one unit per packed element; ties go to fewer threads.
+// (one vector FMA per cycle) plus one unit per packed element (an operand shared by all parts is
+// packed by all threads together, see gemm_run); ties go to fewer threads.
 template <typename T>
 Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
-  constexpr int MR = Blocking<T>::MR;
-  constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
-  const int64_t pm = ceil_div(m, MR), pn = ceil_div(n, NR);
+  const int64_t pm = ceil_div(m, kRowGrain<T>), pn = ceil_div(n, kColGrain<T>);
   Grid best{1, 1};
   double best_cost = -1;
   for (int64_t count = 1; count <= threads; ++count) {
@@ -512,12 +545,13 @@ Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
       if (count % tm != 0) continue;
       const int64_t tn = count / tm;
       if ((rows_only && tn != 1) || tm > pm || tn > pn) continue;
-      // Edge tiles run kernels of MR/3-row and one-vector granularity (see run_tile).
-      const double rows = static_cast<double>(round_up(largest_part(m, MR, pm, tm), kRowStep<T>));
+      const double rows = static_cast<double>(largest_part(m, kRowGrain<T>, pm, tm));
       const double cols =
-          static_cast<double>(round_up(largest_part(n, NR, pn, tn), Simd<T>::width));
+          static_cast<double>(round_up(largest_part(n, kColGrain<T>, pn, tn), Simd<T>::width));
+      const double packed_rows = tm == 1 ? rows / static_cast<double>(tn) : rows;
+      const double packed_cols = tn == 1 ? cols / static_cast<double>(tm) : cols;
       const double cost = rows * cols * static_cast<double>(k) / Simd<T>::width +
-                          static_cast<double>(k) * (rows + cols);
+                          static_cast<double>(k) * (packed_rows + packed_cols);
       if (best_cost < 0 || cost < best_cost * 0.999) {
         best_cost = cost;
         best = Grid{tm, tn};
@@ -542,24 +576,56 @@ void gemm_run(const Problem<T>& P) {
   const int threads = flops >= kParallelFlops ? runtime::num_threads() : 1;
   const bool rows_only = P.ep.activation == GemmActivation::softmax;
   const Grid g = choose_grid<T>(P.m, P.n, P.k, threads, rows_only);
-  const int64_t pm = ceil_div(P.m, MR), pn = ceil_div(P.n, NR);
-  const int64_t part_rows = ceil_div(pm, g.tm) * MR, part_cols = ceil_div(pn, g.tn) * NR;
-  const int64_t a_elems = round_up(std::min(max_block_rows<T>(kc_block), part_rows), MR) * kc_block;
-  const int64_t b_elems = max_block_cols<T>(part_cols) * kc_block;
-  const int64_t per_task = round_up(a_elems + b_elems, 64 / static_cast<int64_t>(sizeof(T)));
+  constexpr int64_t RG = kRowGrain<T>, CG = kColGrain<T>;
+  const int64_t pm = ceil_div(P.m, RG), pn = ceil_div(P.n, CG);
+  const int64_t part_rows = ceil_div(pm, g.tm) * RG, part_cols = ceil_div(pn, g.tn) * CG;
+  const int64_t m_pad = round_up(P.m, MR), n_pad = round_up(P.n, NR);
+  // An operand every part packs in full (op(A) when the parts split only the columns, op(B) when
+  // they split only the rows), or that one part packs once per column block, is packed once,
+  // shared, by all threads first: at 256x784x512 on two threads each part re-packed all of x
+  // (0.08 ms of ~1 ms), at 1024^3 all of A (1M elements).
+  const int64_t elem_cap = kSharedPackBytes / static_cast<int64_t>(sizeof(T));
+  const bool share_a =
+      P.k > 0 && g.tm == 1 && (g.tn > 1 || block_cols<T>(P.n) < P.n) && m_pad <= elem_cap / P.k;
+  const bool share_b = P.k > 0 && !share_a && g.tn == 1 && g.tm > 1 && n_pad <= elem_cap / P.k;
+  const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
+  const int64_t shared_elems = round_up(share_a ? m_pad * P.k : share_b ? n_pad * P.k : 0, line);
+  const int64_t a_elems =
+      share_a ? 0 : round_up(std::min(max_block_rows<T>(kc_block), part_rows), MR) * kc_block;
+  const int64_t b_elems = share_b ? 0 : max_block_cols<T>(part_cols) * kc_block;
+  const int64_t per_task = round_up(a_elems + b_elems, line);
   const int64_t tasks = g.tm * g.tn;
-  T* ws = static_cast<T*>(runtime::thread_workspace(
-      runtime::WorkspaceSlot::gemm, static_cast<size_t>(per_task * tasks) * sizeof(T)));
+  T* ws = static_cast<T*>(
+      runtime::thread_workspace(runtime::WorkspaceSlot::gemm,
+                                static_cast<size_t>(shared_elems + per_task * tasks) * sizeof(T)));
+  SharedPack<T> shared;
+  if (share_a || share_b) {
+    const int64_t panels = share_a ? m_pad / MR : n_pad / NR;
+    runtime::parallel_for(panels, ceil_div(panels, tasks), [&](int64_t begin, int64_t end) {
+      for (int64_t pc = 0; pc < P.k; pc += kc_block) {
+        const int64_t kc = std::min(kc_block, P.k - pc);
+        if (share_a) {
+          const int64_t i0 = begin * MR, i1 = std::min(P.m, end * MR);
+          pack_a_block(P, i0, i1 - i0, pc, kc, ws + pc * m_pad + i0 * kc);
+        } else {
+          const int64_t j0 = begin * NR, j1 = std::min(P.n, end * NR);
+          pack_b_block(P, pc, kc, j0, j1 - j0, ws + pc * n_pad + j0 * kc);
+        }
+      }
+    });
+    shared = share_a ? SharedPack<T>{ws, m_pad, nullptr, 0} : SharedPack<T>{nullptr, 0, ws, n_pad};
+  }
+  ws += shared_elems;
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ti = t / g.tn, tj = t % g.tn;
-      const int64_t m0 = std::min(P.m, pm * ti / g.tm * MR);
-      const int64_t m1 = std::min(P.m, pm * (ti + 1) / g.tm * MR);
-      const int64_t n0 = std::min(P.n, pn * tj / g.tn * NR);
-      const int64_t n1 = std::min(P.n, pn * (tj + 1) / g.tn * NR);
+      const int64_t m0 = std::min(P.m, pm * ti / g.tm * RG);
+      const int64_t m1 = std::min(P.m, pm * (ti + 1) / g.tm * RG);
+      const int64_t n0 = std::min(P.n, pn * tj / g.tn * CG);
+      const int64_t n1 = std::min(P.n, pn * (tj + 1) / g.tn * CG);
       if (m0 >= m1 || n0 >= n1) continue;
       T* ap = ws + t * per_task;
-      gemm_part<T, Act>(P, kc_block, m0, m1, n0, n1, ap, ap + a_elems);
+      gemm_part<T, Act>(P, kc_block, m0, m1, n0, n1, ap, ap + a_elems, shared);
       if (P.ep.activation == GemmActivation::softmax) {
         for (int64_t i = m0; i < m1; ++i) epi::softmax_row(P.c + i * P.ldc, P.n);
       }
