@@ -215,6 +215,35 @@ def test_conv2d_single_image_forms(rng):
     assert nf.conv2d(x.astype(np.float32), k).dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_line_aligned_kernel_any_out_alignment(rng, isa, dtype):
+    # Few taps with rows as wide as the input take the line-aligned kernel (vectors along each
+    # plane on a grid aligned to y's cache lines, masked first and last lines): an out= at every
+    # element offset within a line gives the same bits, and nothing outside out is written.
+    cases = [
+        (3, 1, 28, 28, 32, 3, 3, 1),  # the C=1 MNIST layer
+        (2, 2, 9, 18, 10, 3, 3, 1),  # partial channel block, plane not a whole number of lines
+        (1, 3, 4, 33, 2, 4, 1, "same"),  # generic (not 3x3) taps
+        (2, 1, 5, 17, 9, 1, 3, (0, 1)),
+    ]
+    for n, c, h, w, o, kh, kw, p in cases:
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        x[0, 0, 1, 2] = np.nan
+        wt = rng.standard_normal((o, c, kh, kw)).astype(dtype)
+        b = rng.standard_normal(o).astype(dtype)
+        assert "line-aligned" in _core._conv2d_kernels(x, wt, 1, p)
+        want = nf.conv2d(x, wt, b, 1, p, activation="relu")
+        np.testing.assert_allclose(
+            want, np.maximum(ref.conv2d(*f64(x, wt, b), 1, p), 0), **tol(dtype, c * kh * kw)
+        )
+        for off in range(64 // np.dtype(dtype).itemsize):
+            buf = np.full(want.size + 64, 7.0, dtype)
+            out = buf[off : off + want.size].reshape(want.shape)
+            nf.conv2d(x, wt, b, 1, p, out=out, activation="relu")
+            np.testing.assert_array_equal(out, want)
+            assert (buf[:off] == 7).all() and (buf[off + want.size :] == 7).all()
+
+
 INT_KERNEL_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64]
 INT_KERNEL_DTYPES += [np.uint64, np.bool_, np.dtype(">i4"), np.dtype("<i2").newbyteorder()]
 
@@ -441,16 +470,18 @@ def test_conv2d_algorithm_choice():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_conv2d_kernel_choice(isa, dtype):
-    # The MNIST layers on every ISA: C=1 row-wise (its grad_x has one output channel, so flat);
-    # 32->64 output channels along the vectors for the forward pass and both gradients.
+    # The MNIST layers on every ISA: C=1 line-aligned (its grad_x has one output channel, so
+    # flat); 32->64 output channels along the vectors for the forward pass and both gradients;
+    # few taps with rows narrower than the input row-wise.
     def kernels(x_shape, w_shape, stride, padding):
         return _core._conv2d_kernels(
             np.zeros(x_shape, dtype), np.zeros(w_shape, dtype), stride, padding
         )
 
     assert kernels((64, 1, 28, 28), (32, 1, 3, 3), 1, 1) == (
-        "forward direct row-wise; grad_x direct flat; grad_w direct"
+        "forward direct line-aligned; grad_x direct flat; grad_w direct"
     )
+    assert kernels((64, 1, 28, 28), (32, 1, 3, 3), 1, 0).startswith("forward direct row-wise")
     assert kernels((64, 32, 14, 14), (64, 32, 3, 3), 1, 1) == (
         "forward direct channel-vector; grad_x direct channel-vector; grad_w channel-vector"
     )

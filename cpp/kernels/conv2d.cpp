@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -290,16 +291,17 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
   const int64_t blocks = ceil_div(g.o, OB);
   // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
   const int threads = runtime::num_threads();
-  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  // Small problems stay on one thread (waking the pool costs microseconds), in one row block.
+  const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
+  const bool serial = macs < (int64_t(1) << 18);
+  int64_t r_blocks = serial || g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
   const DirectUnit whole = direct_unit<T, NV>(g, g.ho);
   r_blocks = std::max(r_blocks, ceil_div(g.c * whole.cs, kChunkElems));
   r_blocks = std::min(r_blocks, g.ho);
   const int64_t rows_per = ceil_div(g.ho, r_blocks);
   r_blocks = ceil_div(g.ho, rows_per);
   const int64_t units = g.n * r_blocks;
-  // Small problems stay on one thread (waking the pool costs microseconds).
-  const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
-  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t tasks = serial ? 1 : std::min<int64_t>(units, threads);
   const DirectUnit unit = direct_unit<T, NV>(g, rows_per);
   const int64_t pad_elems = round_up(g.c * unit.cs, 16);
   const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
@@ -442,19 +444,22 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
   constexpr int W = Simd<T>::width;
   const int64_t taps = g.c * g.kh * g.kw;
   const int64_t blocks = ceil_div(g.o, OB);
-  const int64_t wr = round_up(g.wo, NV * W) + g.kw - 1;
+  // Padded rows of whole vectors, so each starts on a 64-byte boundary: pad_rows' stores and the
+  // first tap's loads split no cache line (they did on every row of the tutorial's 28x28 image).
+  const int64_t wr = round_up(round_up(g.wo, NV * W) + g.kw - 1, W);
   // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
   const int threads = runtime::num_threads();
   const int64_t rows_all = (g.ho - 1) * g.sh + g.kh;
-  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  // Small problems stay on one thread (waking the pool costs microseconds), in one row block.
+  const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
+  const bool serial = macs < (int64_t(1) << 18);
+  int64_t r_blocks = serial || g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
   r_blocks = std::max(r_blocks, ceil_div(g.c * rows_all * wr, kChunkElems));
   r_blocks = std::min(r_blocks, g.ho);
   const int64_t rows_per = ceil_div(g.ho, r_blocks);
   r_blocks = ceil_div(g.ho, rows_per);
   const int64_t units = g.n * r_blocks;
-  // Small problems stay on one thread (waking the pool costs microseconds).
-  const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
-  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t tasks = serial ? 1 : std::min<int64_t>(units, threads);
   const int64_t rows_p = (rows_per - 1) * g.sh + g.kh;
   const int64_t pad_elems = round_up(g.c * rows_p * wr + 16, 16);
   const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
@@ -640,15 +645,16 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
   const int64_t plane = g.ho * g.wo;
   // Row blocks per image: enough units for every thread, and padded input of bounded size.
   const int threads = runtime::num_threads();
-  int64_t r_blocks = g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
+  // Small problems stay on one thread (waking the pool costs microseconds), in one row block.
+  const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
+  const bool serial = macs < (int64_t(1) << 18);
+  int64_t r_blocks = serial || g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
   r_blocks = std::max(r_blocks, ceil_div(g.c * (g.ho + g.kh - 1) * wr, kChunkElems));
   r_blocks = std::min(r_blocks, g.ho);
   const int64_t rows_per = ceil_div(g.ho, r_blocks);
   r_blocks = ceil_div(g.ho, rows_per);
   const int64_t units = g.n * r_blocks;
-  // Small problems stay on one thread (waking the pool costs microseconds).
-  const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
-  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t tasks = serial ? 1 : std::min<int64_t>(units, threads);
   const int64_t pad_elems = round_up(g.c * (rows_per + g.kh - 1) * wr + 16, 16);
   const int64_t wpack_elems = round_up(blocks * (taps + 1) * NW, 16);
   T* ws = static_cast<T*>(
@@ -690,13 +696,157 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
   });
 }
 
+// ---- line-aligned variant: vectors along each output plane, whole cache lines stored
+//
+// Few taps and output rows as wide as the input ("same" padding, the C=1 MNIST layer): the
+// row-wise kernel's stores of 28-wide rows split cache lines and mask their tails, and those
+// stores, not the FMAs, bound it (a store-only loop with its pattern took as long as the whole
+// layer; the same bytes as aligned whole lines took 0.72 of that). Here vectors run along the
+// flattened positions q = oy * wo + ox of a plane, on a grid aligned to y's cache lines: every
+// store is a whole aligned line but a plane's masked first and last. Tap (ci, i, j) of position
+// q reads shifted[ci][j][q + i * wo], channel ci of the zero-padded input moved left by j
+// columns and cut to wo columns, so consecutive positions are consecutive for every tap, row
+// ends included. Each output element is the same sum, in the same order, as the row-wise
+// kernel's (bit-identical results).
+
+// Elements of one shifted copy: W zeros before row 0 (vectors starting before the plane), the
+// padded rows, then zeros for the vectors running past the plane.
+template <typename T, int NV>
+int64_t lines_span(const Conv2dGeometry& g) {
+  constexpr int64_t W = Simd<T>::width;
+  return round_up(W + (g.ho + g.kh - 1) * g.wo + NV * W + W, 16);
+}
+
+// Whether the line-aligned variant applies: few taps, rows as wide as the input (so a shifted
+// copy is one bulk copy), several output channels, copies of bounded size.
+template <typename T>
+bool lines_ok(const Conv2dGeometry& g) {
+  return g.c * g.kh * g.kw <= kRowwiseTaps && g.wo == g.w && g.o > 1 && g.wo >= Simd<T>::width &&
+         g.c * g.kw * lines_span<T, kRowwiseNV>(g) <= kChunkElems;
+}
+
+// The kw shifted copies of each channel of one image (lines_ok holds: wo == w).
+template <typename T>
+void shift_copies(const T* x, const Conv2dGeometry& g, int64_t span, T* xs) {
+  constexpr int64_t W = Simd<T>::width;
+  const int64_t wo = g.wo, hw = g.h * g.w;
+  const int64_t rows_p = g.ho + g.kh - 1;
+  const int64_t top = g.pt * wo;                           // first element of x's row 0
+  const int64_t bottom = std::min(rows_p * wo, top + hw);  // one past x's last row
+  for (int64_t ci = 0; ci < g.c; ++ci) {
+    const T* xc = x + ci * hw;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      T* s = xs + (ci * g.kw + j) * span;
+      T* s0 = s + W;
+      const int64_t d = j - g.pl;  // shifted[q] = x_flat[q - top + d], within x's rows
+      std::fill(s, s0 + top, T(0));
+      // x's rows as one run, then the columns that fell off a row's edge (ox + d outside
+      // [0, w)) set to zero.
+      const int64_t lo = std::max<int64_t>(top, top - d), hi = std::min(bottom, top + hw - d);
+      std::fill(s0 + top, s0 + std::max(top, lo), T(0));
+      if (hi > lo) {
+        std::memcpy(s0 + lo, xc + lo - top + d, static_cast<size_t>(hi - lo) * sizeof(T));
+      }
+      std::fill(s0 + std::max(lo, hi), s + span, T(0));
+      if (d != 0) {
+        const int64_t c0 = d < 0 ? 0 : wo - d, c1 = d < 0 ? std::min(wo, -d) : wo;
+        for (int64_t r = top; r < bottom; r += wo) {
+          for (int64_t ox = std::max<int64_t>(c0, 0); ox < c1; ++ox) s0[r + ox] = T(0);
+        }
+      }
+    }
+  }
+}
+
+// K > 0: the kernel is K x K, known at compile time (its tap loops unrolled).
+template <typename T, GemmActivation Act, int OB, int NV, int K>
+void forward_lines(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  const int64_t kh = K > 0 ? K : g.kh, kw = K > 0 ? K : g.kw;
+  const int64_t taps = g.c * kh * kw;
+  const int64_t blocks = ceil_div(g.o, OB);
+  const int64_t plane = g.ho * g.wo, wo = g.wo;
+  const int64_t span = lines_span<T, NV>(g);
+  const int64_t copy_elems = round_up(g.c * g.kw * span, 16);
+  // Units: (image, block of OB channels), image-major, so a task rebuilds an image's shifted
+  // copies only when its image changes; several blocks let a single image use every thread.
+  const int64_t units = g.n * blocks;
+  const int threads = runtime::num_threads();
+  const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
+  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
+  T* ws = static_cast<T*>(
+      runtime::thread_workspace(runtime::WorkspaceSlot::conv,
+                                static_cast<size_t>(wpack_elems + tasks * copy_elems) * sizeof(T)));
+  T* wpack = ws;
+  pack_weight_blocks(w, g, OB, false, wpack);
+  runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      T* xs = ws + wpack_elems + t * copy_elems;
+      int64_t copied = -1;  // the image whose copies xs holds
+      for (int64_t un = units * t / tasks; un < units * (t + 1) / tasks; ++un) {
+        const int64_t n = un / blocks, blk = un % blocks;
+        if (n != copied) {
+          shift_copies(x + n * g.c * g.h * g.w, g, span, xs);
+          copied = n;
+        }
+        const int64_t o0 = blk * OB, ob = std::min<int64_t>(OB, g.o - o0);
+        const T* wb = wpack + blk * taps * OB;
+        T* yb = y + (n * g.o + o0) * plane;
+        // The grid of vectors starts a lines before the plane, so vector starts are aligned.
+        const int64_t a = static_cast<int64_t>(reinterpret_cast<uintptr_t>(yb) / sizeof(T) % W);
+        const int64_t nvec = ceil_div(plane + a, W);
+        for (int64_t k0 = 0; k0 < nvec; k0 += NV) {
+          const int64_t q0 = k0 * W - a;
+          Reg acc[OB][NV];
+#pragma GCC unroll 16
+          for (int q = 0; q < OB; ++q) {
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[q][v] = S::zero();
+          }
+          const T* wt = wb;
+          for (int64_t ci = 0; ci < g.c; ++ci) {
+            for (int64_t i = 0; i < kh; ++i) {
+              const T* xr = xs + ci * kw * span + W + q0 + i * wo;
+              for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j * span);
+            }
+          }
+#pragma GCC unroll 16
+          for (int q = 0; q < OB; ++q) {
+            if (q >= ob) break;
+            T* yq = yb + q * plane;
+            const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) {
+              const int64_t pos = q0 + v * W;
+              if (pos >= plane) break;
+              Reg r = acc[q][v];
+              if (b != nullptr) r = S::add(r, bias);
+              r = epi::activate<Act, T>(r);
+              if (pos >= 0 && pos + W <= plane) {
+                S::storeu(yq + pos, r);
+              } else {
+                store_lanes<T>(yq + pos, r, static_cast<int>(std::max<int64_t>(0, -pos)),
+                               static_cast<int>(std::min<int64_t>(W, plane - pos)));
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 // The direct kernel variants (stride 1).
-enum class DirectKernel { rowwise, ochan, flat };
+enum class DirectKernel { rowwise, lines, ochan, flat };
 
 template <typename T>
 DirectKernel direct_kernel(const Conv2dGeometry& g) {
   // NOTE: with few taps per output the flat kernel's stores (runs split at row ends, masked)
   // cost more than its saved lanes; measured 1.2 vs 2.2 ms on the C=1 MNIST layer.
+  if (lines_ok<T>(g)) return DirectKernel::lines;
   if (g.c * g.kh * g.kw <= kRowwiseTaps && g.wo >= Simd<T>::width) return DirectKernel::rowwise;
   if (g.o > 1 && ochan_preferred<T>(g)) return DirectKernel::ochan;
   return DirectKernel::flat;
@@ -718,6 +868,13 @@ void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& 
         forward_direct_rows<T, Act, kDirectOB, kRowwiseNV>(x, w, b, y, g);
       }
       return;
+    case DirectKernel::lines:
+      if (k3) {
+        forward_lines<T, Act, kDirectOB, kRowwiseNV, 3>(x, w, b, y, g);
+      } else {
+        forward_lines<T, Act, kDirectOB, kRowwiseNV, 0>(x, w, b, y, g);
+      }
+      return;
     case DirectKernel::ochan:
       forward_direct_ochan<T>(x, w, b, y, g, Act);
       return;
@@ -732,6 +889,7 @@ void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& 
 
 inline const char* direct_kernel_name(DirectKernel k) {
   return k == DirectKernel::rowwise ? "direct row-wise"
+         : k == DirectKernel::lines ? "direct line-aligned"
          : k == DirectKernel::ochan ? "direct channel-vector"
                                     : "direct flat";
 }

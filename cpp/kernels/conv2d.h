@@ -9,8 +9,11 @@
 //  - direct: for stride 1, reading a zero-padded copy of the input rows (no unfolding), either
 //    vectors along output positions with a block of output channels in registers (few taps or
 //    few output channels), or, for wide layers, vectors along output channels with a run of
-//    output positions broadcast (an implicit GEMM with no lane spent on padding columns); grad_w
-//    of wide layers likewise accumulates channel vectors over positions;
+//    output positions broadcast (an implicit GEMM with no lane spent on padding columns); with
+//    few taps and rows as wide as the input (the C=1 MNIST layer), vectors along each output
+//    plane's flattened positions on a grid aligned to y's cache lines, read from kw column-
+//    shifted copies of the input (whole-line stores); grad_w of wide layers likewise
+//    accumulates channel vectors over positions;
 //  - im2col: each image's patches are unfolded (a bounded chunk of output rows at a time) and
 //    multiplied by the packed GEMM, bias and activation fused into its store.
 // Work is split over images (and output rows); every output element is computed by the same
