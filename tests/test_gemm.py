@@ -131,15 +131,12 @@ def test_matmul_bit_identical_across_thread_counts(threads, rng):
 
 # (m, n, k, trans_a, trans_b) whose packed op(A) or op(B) is shared by the threads: columns split
 # (op(A) shared), rows split (op(B) shared), one part spanning several column blocks; with partial
-# panels and several K slices. Threads split rows in runs of MR/3 and columns in vectors, so parts
-# also start and end inside a register tile (8 rows split 4 / 4, 784 columns 400 / 384).
+# panels and several K slices.
 SHARED_PACKING = [
     (20, 700, 520, False, False),
     (500, 20, 120, True, False),
     (13, 1800, 50, False, True),
     (100, 33, 530, True, True),
-    (8, 1500, 90, False, True),
-    (30, 784, 100, False, False),
 ]
 
 

@@ -103,6 +103,10 @@ constexpr int64_t kSmallFlops = 8 * 1024;
 // Below this many multiply-adds (~10-20 us on one core) one thread does the whole product: waking
 // a pool thread costs several microseconds even on an idle core.
 constexpr int64_t kParallelFlops = 1 << 20;
+// Below this many multiply-adds a shared packing pass costs more than it saves: it is one more
+// round trip through the thread pool (~3-8 us), against a few microseconds of duplicated packing
+// (64x784x128 dense and 256^3 products measured 5-20 % slower with it).
+constexpr int64_t kSharedPackFlops = 64 << 20;
 
 template <typename T>
 struct Problem {
@@ -512,14 +516,6 @@ struct Grid {
   int64_t tm, tn;
 };
 
-// Threads split the rows of C in runs of MR/3 rows and the columns in runs of one vector, the
-// granularity of the edge-tile kernels (see run_tile): 784 columns in 32-column panels split
-// 416 / 368 between two threads, in vectors 400 / 384.
-template <typename T>
-constexpr int64_t kRowGrain = kRowStep<T>;
-template <typename T>
-constexpr int64_t kColGrain = Simd<T>::width;
-
 // Largest extent of the parts when `panels` panels of `step` covering `size` are split into
 // `parts` contiguous runs as gemm_run does ([panels * t / parts, panels * (t + 1) / parts)).
 inline int64_t largest_part(int64_t size, int64_t step, int64_t panels, int64_t parts) {
@@ -533,11 +529,12 @@ inline int64_t largest_part(int64_t size, int64_t step, int64_t panels, int64_t 
 }
 
 // The tm x tn split of C (tm * tn <= threads) whose largest part costs least: its multiply-adds
-// (one vector FMA per cycle) plus one unit per packed element (an operand shared by all parts is
-// packed by all threads together, see gemm_run); ties go to fewer threads.
+// (one vector FMA per cycle) plus one unit per packed element; ties go to fewer threads.
 template <typename T>
 Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
-  const int64_t pm = ceil_div(m, kRowGrain<T>), pn = ceil_div(n, kColGrain<T>);
+  constexpr int MR = Blocking<T>::MR;
+  constexpr int NR = Blocking<T>::NRV * Simd<T>::width;
+  const int64_t pm = ceil_div(m, MR), pn = ceil_div(n, NR);
   Grid best{1, 1};
   double best_cost = -1;
   for (int64_t count = 1; count <= threads; ++count) {
@@ -545,13 +542,12 @@ Grid choose_grid(int64_t m, int64_t n, int64_t k, int threads, bool rows_only) {
       if (count % tm != 0) continue;
       const int64_t tn = count / tm;
       if ((rows_only && tn != 1) || tm > pm || tn > pn) continue;
-      const double rows = static_cast<double>(largest_part(m, kRowGrain<T>, pm, tm));
+      // Edge tiles run kernels of MR/3-row and one-vector granularity (see run_tile).
+      const double rows = static_cast<double>(round_up(largest_part(m, MR, pm, tm), kRowStep<T>));
       const double cols =
-          static_cast<double>(round_up(largest_part(n, kColGrain<T>, pn, tn), Simd<T>::width));
-      const double packed_rows = tm == 1 ? rows / static_cast<double>(tn) : rows;
-      const double packed_cols = tn == 1 ? cols / static_cast<double>(tm) : cols;
+          static_cast<double>(round_up(largest_part(n, NR, pn, tn), Simd<T>::width));
       const double cost = rows * cols * static_cast<double>(k) / Simd<T>::width +
-                          static_cast<double>(k) * (packed_rows + packed_cols);
+                          static_cast<double>(k) * (rows + cols);
       if (best_cost < 0 || cost < best_cost * 0.999) {
         best_cost = cost;
         best = Grid{tm, tn};
@@ -576,18 +572,18 @@ void gemm_run(const Problem<T>& P) {
   const int threads = flops >= kParallelFlops ? runtime::num_threads() : 1;
   const bool rows_only = P.ep.activation == GemmActivation::softmax;
   const Grid g = choose_grid<T>(P.m, P.n, P.k, threads, rows_only);
-  constexpr int64_t RG = kRowGrain<T>, CG = kColGrain<T>;
-  const int64_t pm = ceil_div(P.m, RG), pn = ceil_div(P.n, CG);
-  const int64_t part_rows = ceil_div(pm, g.tm) * RG, part_cols = ceil_div(pn, g.tn) * CG;
-  const int64_t m_pad = round_up(P.m, MR), n_pad = round_up(P.n, NR);
+  const int64_t pm = ceil_div(P.m, MR), pn = ceil_div(P.n, NR);
+  const int64_t part_rows = ceil_div(pm, g.tm) * MR, part_cols = ceil_div(pn, g.tn) * NR;
+  const int64_t m_pad = pm * MR, n_pad = pn * NR;
   // An operand every part packs in full (op(A) when the parts split only the columns, op(B) when
   // they split only the rows), or that one part packs once per column block, is packed once,
   // shared, by all threads first: at 256x784x512 on two threads each part re-packed all of x
   // (0.08 ms of ~1 ms), at 1024^3 all of A (1M elements).
   const int64_t elem_cap = kSharedPackBytes / static_cast<int64_t>(sizeof(T));
+  const bool big = flops >= kSharedPackFlops;
   const bool share_a =
-      P.k > 0 && g.tm == 1 && (g.tn > 1 || block_cols<T>(P.n) < P.n) && m_pad <= elem_cap / P.k;
-  const bool share_b = P.k > 0 && !share_a && g.tn == 1 && g.tm > 1 && n_pad <= elem_cap / P.k;
+      big && P.k > 0 && g.tm == 1 && (g.tn > 1 || block_cols<T>(P.n) < P.n) && m_pad <= elem_cap / P.k;
+  const bool share_b = big && P.k > 0 && !share_a && g.tn == 1 && g.tm > 1 && n_pad <= elem_cap / P.k;
   const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
   const int64_t shared_elems = round_up(share_a ? m_pad * P.k : share_b ? n_pad * P.k : 0, line);
   const int64_t a_elems =
@@ -600,7 +596,7 @@ void gemm_run(const Problem<T>& P) {
                                 static_cast<size_t>(shared_elems + per_task * tasks) * sizeof(T)));
   SharedPack<T> shared;
   if (share_a || share_b) {
-    const int64_t panels = share_a ? m_pad / MR : n_pad / NR;
+    const int64_t panels = share_a ? pm : pn;
     runtime::parallel_for(panels, ceil_div(panels, tasks), [&](int64_t begin, int64_t end) {
       for (int64_t pc = 0; pc < P.k; pc += kc_block) {
         const int64_t kc = std::min(kc_block, P.k - pc);
@@ -619,10 +615,10 @@ void gemm_run(const Problem<T>& P) {
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t ti = t / g.tn, tj = t % g.tn;
-      const int64_t m0 = std::min(P.m, pm * ti / g.tm * RG);
-      const int64_t m1 = std::min(P.m, pm * (ti + 1) / g.tm * RG);
-      const int64_t n0 = std::min(P.n, pn * tj / g.tn * CG);
-      const int64_t n1 = std::min(P.n, pn * (tj + 1) / g.tn * CG);
+      const int64_t m0 = std::min(P.m, pm * ti / g.tm * MR);
+      const int64_t m1 = std::min(P.m, pm * (ti + 1) / g.tm * MR);
+      const int64_t n0 = std::min(P.n, pn * tj / g.tn * NR);
+      const int64_t n1 = std::min(P.n, pn * (tj + 1) / g.tn * NR);
       if (m0 >= m1 || n0 >= n1) continue;
       T* ap = ws + t * per_task;
       gemm_part<T, Act>(P, kc_block, m0, m1, n0, n1, ap, ap + a_elems, shared);
