@@ -140,8 +140,26 @@ SHARED_PACKING = [
 ]
 
 
+@pytest.fixture
+def share_every_size():
+    # Shared packing starts at 64Mi multiply-adds; these shapes are small so that every ISA,
+    # the scalar baseline included, runs them quickly.
+    old = _core._set_gemm_shared_pack_min(0)
+    yield
+    _core._set_gemm_shared_pack_min(old)
+
+
+def test_shared_pack_threshold_hook_round_trips():
+    old = _core._set_gemm_shared_pack_min(123)
+    assert _core._set_gemm_shared_pack_min(old) == 123
+    with pytest.raises(ValueError, match="madds must be >= 0"):
+        _core._set_gemm_shared_pack_min(-1)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_shared_packing_on_every_isa_and_thread_count(isa, threads, dtype, rng):
+def test_gemm_shared_packing_on_every_isa_and_thread_count(
+    isa, threads, dtype, rng, share_every_size
+):
     for m, n, k, ta, tb in SHARED_PACKING:
         a, b, opa, opb = operands(rng, m, n, k, dtype, ta, tb)
         with with_num_threads(1):

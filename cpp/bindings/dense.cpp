@@ -9,6 +9,7 @@
 #include "bindings/common.h"
 #include "bindings/families.h"
 #include "kernels/gemm.h"
+#include "runtime/tuning.h"
 
 namespace nnfast {
 namespace bind {
@@ -215,6 +216,15 @@ NNFAST_REGISTER_FAMILY(dense) {
         py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
         py::arg("activation") = "linear",
         "Testing hook: c = act(alpha op(a) op(b) + beta c + bias) in place (C++ gemm_ex).");
+  m.def(
+      "_set_gemm_shared_pack_min",
+      [](int64_t madds) {
+        if (madds < 0) throw py::value_error("_set_gemm_shared_pack_min: madds must be >= 0");
+        return runtime::gemm_shared_pack_min_madds.exchange(madds);
+      },
+      py::arg("madds"),
+      "Testing hook: GEMMs from this many multiply-adds share packed operands; returns the old "
+      "value.");
 }
 
 }  // namespace bind

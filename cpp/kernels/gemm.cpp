@@ -22,6 +22,7 @@
 #include "kernels/gemm_epilogue.h"
 #include "kernels/simd.h"
 #include "runtime/threadpool.h"
+#include "runtime/tuning.h"
 #include "runtime/workspace.h"
 
 namespace nnfast {
@@ -103,10 +104,6 @@ constexpr int64_t kSmallFlops = 8 * 1024;
 // Below this many multiply-adds (~10-20 us on one core) one thread does the whole product: waking
 // a pool thread costs several microseconds even on an idle core.
 constexpr int64_t kParallelFlops = 1 << 20;
-// Below this many multiply-adds a shared packing pass costs more than it saves: it is one more
-// round trip through the thread pool (~3-8 us), against a few microseconds of duplicated packing
-// (64x784x128 dense and 256^3 products measured 5-20 % slower with it).
-constexpr int64_t kSharedPackFlops = 64 << 20;
 
 template <typename T>
 struct Problem {
@@ -580,7 +577,7 @@ void gemm_run(const Problem<T>& P) {
   // shared, by all threads first: at 256x784x512 on two threads each part re-packed all of x
   // (0.08 ms of ~1 ms), at 1024^3 all of A (1M elements).
   const int64_t elem_cap = kSharedPackBytes / static_cast<int64_t>(sizeof(T));
-  const bool big = flops >= kSharedPackFlops;
+  const bool big = flops >= runtime::gemm_shared_pack_min_madds.load(std::memory_order_relaxed);
   const bool share_a =
       big && P.k > 0 && g.tm == 1 && (g.tn > 1 || block_cols<T>(P.n) < P.n) && m_pad <= elem_cap / P.k;
   const bool share_b = big && P.k > 0 && !share_a && g.tn == 1 && g.tm > 1 && n_pad <= elem_cap / P.k;

@@ -182,6 +182,10 @@ def _gemm(
 ) -> None:
     """Testing hook for the C++ gemm_ex: c = act(alpha op(a) op(b) + beta c + bias), in place."""
 
+def _set_gemm_shared_pack_min(madds: int) -> int:
+    """Testing hook: GEMMs from ``madds`` multiply-adds up pack an operand every thread needs once,
+    shared (default 64 Mi); returns the previous value."""
+
 # ---- convolution and pooling (issue 5)
 
 IntOrPair = int | tuple[int, int]
