@@ -79,10 +79,11 @@ py::array dense(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle
         std::string(fn) + ": w must have shape (in_features, out_features) with " +
         "in_features = x.shape[1] = " + std::to_string(in) + ", got " + shape_str(w));
   }
-  py::array b;
+  // NOTE: no default-constructed py::array: pybind11's array() allocates an empty float64 array
+  // (~1000 instructions); without a bias, b aliases x and is never read.
   const bool has_bias = !b_obj.is_none();
+  const py::array b = has_bias ? require_float_array(b_obj, fn, "b") : x;
   if (has_bias) {
-    b = require_float_array(b_obj, fn, "b");
     require_same_dtype(x, "x", b, "b", fn);
     require_shape(b, {outf}, fn, "b", "(out_features,)");
   }
@@ -125,12 +126,13 @@ py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
   static const std::vector<const char*> kNames = {"grad_x", "grad_w", "grad_b"};
   const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
   const Shape shapes[3] = {{batch, in}, {in, outf}, {outf}};
-  std::vector<py::array> g(3);
+  std::vector<py::array> g;  // filled by push_back: a default py::array allocates
+  g.reserve(3);
   std::vector<bool> given(3);
   for (size_t i = 0; i < 3; ++i) {
     given[i] = !outs[i].is_none();
-    g[i] = prepare_named_out(outs[i], x.dtype(), shapes[i], fn, out_entry_name(i, kNames),
-                             {x, w, a, ga});
+    g.push_back(prepare_named_out(outs[i], x.dtype(), shapes[i], fn, out_entry_name(i, kNames),
+                                  {x, w, a, ga}));
   }
   require_disjoint_outs(g, given, fn, kNames);
   py::array &gx = g[0], &gw = g[1], &gb = g[2];

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -118,8 +117,9 @@ double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
 void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, py::handle lr_obj,
               py::handle momentum_obj) {
   const char* fn = "sgd_step";
-  py::array p, g;
-  std::tie(p, g) = require_param_and_grad(p_obj, g_obj, fn);
+  // NOTE: no default-constructed py::array here: pybind11's array() allocates an empty array.
+  std::pair<py::array, py::array> pg = require_param_and_grad(p_obj, g_obj, fn);
+  py::array &p = pg.first, &g = pg.second;
   const bool f32 = is_f32(p);
   const double lr = require_real(lr_obj, fn, "lr", f32);
   const double momentum = require_real(momentum_obj, fn, "momentum", f32);
@@ -129,9 +129,8 @@ void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, py::handle l
     throw py::value_error(std::string(fn) + ": momentum " + real_str(momentum) +
                           " needs a velocity array, got velocity=None");
   }
-  py::array v;
+  py::array v = has_v ? require_state(v_obj, p, "param", fn, "velocity") : p;
   if (has_v) {
-    v = require_state(v_obj, p, "param", fn, "velocity");
     require_distinct({{"param", &p}, {"grad", &g}, {"velocity", &v}}, fn);
   } else {
     require_distinct({{"param", &p}, {"grad", &g}}, fn);
@@ -151,8 +150,9 @@ void adam_step(py::handle p_obj, py::handle g_obj, py::handle m_obj, py::handle 
                py::handle lr_obj, py::handle beta1_obj, py::handle beta2_obj, py::handle eps_obj,
                py::handle step_obj) {
   const char* fn = "adam_step";
-  py::array p, g;
-  std::tie(p, g) = require_param_and_grad(p_obj, g_obj, fn);
+  // NOTE: no default-constructed py::array here: pybind11's array() allocates an empty array.
+  std::pair<py::array, py::array> pg = require_param_and_grad(p_obj, g_obj, fn);
+  py::array &p = pg.first, &g = pg.second;
   py::array m = require_state(m_obj, p, "param", fn, "m");
   py::array v = require_state(v_obj, p, "param", fn, "v");
   require_distinct({{"param", &p}, {"grad", &g}, {"m", &m}, {"v", &v}}, fn);
