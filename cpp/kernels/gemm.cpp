@@ -578,9 +578,10 @@ void gemm_run(const Problem<T>& P) {
   // (0.08 ms of ~1 ms), at 1024^3 all of A (1M elements).
   const int64_t elem_cap = kSharedPackBytes / static_cast<int64_t>(sizeof(T));
   const bool big = flops >= runtime::gemm_shared_pack_min_madds.load(std::memory_order_relaxed);
-  const bool share_a =
-      big && P.k > 0 && g.tm == 1 && (g.tn > 1 || block_cols<T>(P.n) < P.n) && m_pad <= elem_cap / P.k;
-  const bool share_b = big && P.k > 0 && !share_a && g.tn == 1 && g.tm > 1 && n_pad <= elem_cap / P.k;
+  const bool share_a = big && P.k > 0 && g.tm == 1 && (g.tn > 1 || block_cols<T>(P.n) < P.n) &&
+                       m_pad <= elem_cap / P.k;
+  const bool share_b =
+      big && P.k > 0 && !share_a && g.tn == 1 && g.tm > 1 && n_pad <= elem_cap / P.k;
   const int64_t line = 64 / static_cast<int64_t>(sizeof(T));
   const int64_t shared_elems = round_up(share_a ? m_pad * P.k : share_b ? n_pad * P.k : 0, line);
   const int64_t a_elems =
