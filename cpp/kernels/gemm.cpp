@@ -295,14 +295,6 @@ void pack_b_block(const Problem<T>& P, int64_t p0, int64_t kc, int64_t j0, int64
 // K steps ahead that the micro-kernel prefetches its packed panels (a hint: never faults).
 constexpr int64_t kPrefetchSteps = 24;
 
-inline void prefetch_l1(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 3);
-#else
-  (void)p;
-#endif
-}
-
 // Finishes one register of C (lanes valid lanes at c): alpha, beta, bias, activation, store.
 template <typename T, GemmActivation Act>
 inline void finish_reg(typename Simd<T>::Reg acc, T* c, int64_t lanes, T alpha, T beta, bool scale,
@@ -348,9 +340,9 @@ void micro_tile(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* c
   for (int64_t p = 0; p < kc; ++p) {
     // NOTE: the hardware prefetchers alone leave the B micro-panel (up to 128 KiB, beyond L1)
     // short of L1 at the top of each step; fetching kPrefetchSteps ahead measured +3-5 %.
-    prefetch_l1(bp + kPrefetchSteps * NR);
-    if (NRVk * W * sizeof(T) > 64) prefetch_l1(bp + kPrefetchSteps * NR + 64 / sizeof(T));
-    prefetch_l1(ap + kPrefetchSteps * MR);
+    prefetch_read(bp + kPrefetchSteps * NR);
+    if (NRVk * W * sizeof(T) > 64) prefetch_read(bp + kPrefetchSteps * NR + 64 / sizeof(T));
+    prefetch_read(ap + kPrefetchSteps * MR);
     Reg bv[NRVk];
 #pragma GCC unroll 8
     for (int v = 0; v < NRVk; ++v) bv[v] = S::loadu(bp + v * W);

@@ -523,5 +523,14 @@ struct Simd {
 };
 #endif
 
+// Cache-line prefetch hint for reading (never faults; a no-op where the compiler has no builtin).
+inline void prefetch_read(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 3);
+#else
+  (void)p;
+#endif
+}
+
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast

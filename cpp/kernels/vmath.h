@@ -282,15 +282,6 @@ inline T row_max(const T* x, int64_t len) {
   return S::reduce_max(S::max(S::max(m0, m1), S::max(m2, m3)));
 }
 
-// Cache-line prefetch hint (never faults; a no-op where the compiler has no builtin).
-inline void prefetch_read(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 3);
-#else
-  (void)p;
-#endif
-}
-
 // The row a row kernel works on next, prefetched into L1 while the compute-bound exp pass runs on
 // this one (so the next row's first pass, a max, does not wait on L2/L3). For a thread working on
 // rows [r, r1) of (rows, len) arrays x and y: row r + 1 of x, also past r1 unless x is y (a row
