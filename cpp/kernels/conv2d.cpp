@@ -117,6 +117,19 @@ inline int64_t chunk_rows(const Conv2dGeometry& g) {
   return std::max<int64_t>(1, std::min(g.ho, kChunkElems / (k * g.wo)));
 }
 
+// acc = 0 for a whole register tile (unrolled: the tile stays in registers).
+template <typename T, int R, int NV>
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+inline void zero_tile(typename Simd<T>::Reg (&acc)[R][NV]) {
+#pragma GCC unroll 16
+  for (int k = 0; k < R; ++k) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[k][v] = Simd<T>::zero();
+  }
+}
+
 // acc[k][v] += s[k] * p[v * W .. v * W + W) for the R scalars s and the NV vectors at p: one
 // rank-1 update of a register tile, every direct kernel's inner step.
 template <typename T, int R, int NV>
@@ -246,11 +259,7 @@ void direct_unit_rows(const T* xp, const DirectUnit& u, const T* wpack, const T*
     const T* wb = wpack + (o0 / OB) * taps * OB;
     for (int64_t q0 = 0; q0 < u.nq; q0 += NV * W) {
       Reg acc[OB][NV];
-#pragma GCC unroll 16
-      for (int q = 0; q < OB; ++q) {
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[q][v] = S::zero();
-      }
+      zero_tile<T>(acc);
       const T* wt = wb;
       for (int64_t ci = 0; ci < g.c; ++ci) {
         const T* xc = xp + ci * u.cs + q0;
@@ -411,11 +420,7 @@ void direct_rows(const T* xp, int64_t rows_p, int64_t wr, const T* wpack, const 
       const T* xrow = xp + (oy - oy0) * g.sh * wr;
       for (int64_t ox0 = 0; ox0 < g.wo; ox0 += NV * W) {
         Reg acc[OB][NV];
-#pragma GCC unroll 16
-        for (int q = 0; q < OB; ++q) {
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; ++v) acc[q][v] = S::zero();
-        }
+        zero_tile<T>(acc);
         const T* wt = wb;
         for (int64_t ci = 0; ci < g.c; ++ci) {
           const T* xc = xrow + ci * rows_p * wr + ox0;
@@ -812,11 +817,7 @@ void forward_lines(const T* x, const T* w, const T* b, T* y, const Conv2dGeometr
         for (int64_t k0 = 0; k0 < nvec; k0 += NV) {
           const int64_t q0 = k0 * W - a;
           Reg acc[OB][NV];
-#pragma GCC unroll 16
-          for (int q = 0; q < OB; ++q) {
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) acc[q][v] = S::zero();
-          }
+          zero_tile<T>(acc);
           const T* wt = wb;
           for (int64_t ci = 0; ci < g.c; ++ci) {
             for (int64_t i = 0; i < kh; ++i) {
