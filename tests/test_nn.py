@@ -397,3 +397,25 @@ def test_tutorial_cnn_layers_fit_the_input_size(c, h, w, classes):
     p = Sequential(layers, seed=0).predict_proba(x)
     assert p.shape == (3, classes)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args,exc,msg",
+    [
+        (
+            (1, 3, 28),
+            ValueError,
+            "tutorial_cnn: height must be >= 4 (two 2x2 poolings leave at least one pixel), got 3",
+        ),
+        ((1, 28, 2), ValueError, "tutorial_cnn: width must be >= 4"),
+        ((1, 28.0, 28), TypeError, "tutorial_cnn: height must be an int, got float"),
+        ((0, 28, 28), ValueError, "Conv2D: in_channels must be >= 1, got 0"),
+        ((1, 28, 28, 0), ValueError, "Dense: out_features must be >= 1, got 0"),
+    ],
+)
+def test_tutorial_cnn_bad_arguments(args, exc, msg):
+    from nnfast.nn import tutorial_cnn
+
+    with pytest.raises(exc) as info:
+        tutorial_cnn(*args)
+    assert str(info.value).startswith(msg)

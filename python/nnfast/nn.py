@@ -624,6 +624,14 @@ def tutorial_cnn(
     ``activation`` goes on the last ``Dense`` (``None`` gives logits, which the cross-entropy
     loss takes directly). Pass the result to :class:`Sequential`.
     """
+    for name, side in (("height", height), ("width", width)):
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)):
+            raise TypeError(f"tutorial_cnn: {name} must be an int, got {type(side).__name__}")
+        if side < 4:
+            raise ValueError(
+                f"tutorial_cnn: {name} must be >= 4 (two 2x2 poolings leave at least one "
+                f"pixel), got {side}"
+            )
     flat = 16 * (height // 2 // 2) * (width // 2 // 2)
     return [
         Conv2D(in_channels, 8, 3, padding=1),
