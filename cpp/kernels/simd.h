@@ -104,6 +104,11 @@ struct Simd<float> {
   }
   static Reg pow2i(Reg n) { return _mm512_scalef_ps(set1(1.0f), n); }
   static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_ps(x, n); }
+  // table[i & 15] per lane, i the low bits of each lane's bit pattern (one permute: a 16-entry
+  // table fits one register). Only this path has it; vmath.h's exp uses it where it exists.
+  static Reg lookup16(const float* table, Reg i) {
+    return _mm512_permutexvar_ps(_mm512_castps_si512(i), _mm512_loadu_ps(table));
+  }
   // NOTE: not _mm512_reduce_*: gcc 12's versions trip -Wmaybe-uninitialized.
   static float reduce_add(Reg a) {
     const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
