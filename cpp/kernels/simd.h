@@ -98,9 +98,11 @@ struct Simd<float> {
   }
   static Reg abs(Reg a) { return _mm512_abs_ps(a); }
   static Reg neg(Reg a) { return _mm512_xor_ps(a, set1(-0.0f)); }
+  // One ternary-logic op: bitwise m ? sign : mag (0xAC) with m the sign bit.
   static Reg copysign(Reg mag, Reg sign) {
-    const Reg m = set1(-0.0f);
-    return _mm512_or_ps(_mm512_andnot_ps(m, mag), _mm512_and_ps(m, sign));
+    const __m512i m = _mm512_castps_si512(set1(-0.0f));
+    return _mm512_castsi512_ps(
+        _mm512_ternarylogic_epi32(m, _mm512_castps_si512(mag), _mm512_castps_si512(sign), 0xAC));
   }
   static Reg pow2i(Reg n) { return _mm512_scalef_ps(set1(1.0f), n); }
   static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_ps(x, n); }
@@ -156,9 +158,11 @@ struct Simd<double> {
   }
   static Reg abs(Reg a) { return _mm512_abs_pd(a); }
   static Reg neg(Reg a) { return _mm512_xor_pd(a, set1(-0.0)); }
+  // One ternary-logic op: bitwise m ? sign : mag (0xAC) with m the sign bit.
   static Reg copysign(Reg mag, Reg sign) {
-    const Reg m = set1(-0.0);
-    return _mm512_or_pd(_mm512_andnot_pd(m, mag), _mm512_and_pd(m, sign));
+    const __m512i m = _mm512_castpd_si512(set1(-0.0));
+    return _mm512_castsi512_pd(
+        _mm512_ternarylogic_epi64(m, _mm512_castpd_si512(mag), _mm512_castpd_si512(sign), 0xAC));
   }
   static Reg pow2i(Reg n) { return _mm512_scalef_pd(set1(1.0), n); }
   static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_pd(x, n); }
