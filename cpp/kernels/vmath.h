@@ -130,12 +130,14 @@ alignas(64) inline constexpr float kExp2Sixteenths[16] = {
 // standalone loop). a - (k/16) ln2_hi is exact (one fma; ln2_hi has 16 bits, a multiple of
 // 2^-20 below 2^-5 in magnitude). One more rounding than exp_poly's (t): max 0.99 ulp
 // over every float (0.89 before).
+// k may come from any (ak, c) with ak c = a / ln2 as rounded (see exp_neg2).
 template <typename T>
-inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo) {
+inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo,
+                                         typename Simd<T>::Reg ak, typename Simd<T>::Reg c) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   const auto magic = S::set1(786432.0f);  // 1.5 * 2^19
-  const auto kf = S::fmadd(a, S::set1(1.4426950408889634f), magic);
+  const auto kf = S::fmadd(ak, c, magic);
   const auto y = S::sub(kf, magic);  // k / 16
   auto r = S::fnmadd(y, S::set1(C::ln2_hi), a);
   r = S::add(r, lo);
@@ -144,6 +146,10 @@ inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<
   const auto p = S::fmadd(S::set1(1.66667193e-01f), r, S::set1(5.00016510e-01f));
   const auto q = S::fmadd(p, S::mul(r, r), r);
   return S::ldexp(S::fmadd(t, q, t), y);  // scalef: 2^floor(y)
+}
+template <typename T>
+inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo) {
+  return exp_table16<T>(a, lo, a, Simd<T>::set1(T(1.4426950408889634)));
 }
 
 // Whether exp<T> uses exp_table16.
@@ -189,19 +195,36 @@ inline typename Simd<T>::Reg expm1(typename Simd<T>::Reg x) {
   return S::select(S::cmp_gt(n, S::set1(T(std::numeric_limits<T>::digits + 2))), large, small);
 }
 
-// -expm1(x) for x <= 0 (or NaN), cheaper than expm1: n <= 0, so (1 - 2^n) - 2^n em needs one
-// power of two, normal once x is clamped at clamp_lo (where expm1 is -1 in T anyway).
+// -expm1(-2a) = 1 - exp(-2a) for a >= 0 (or NaN), cheaper than expm1: with x = -2a = n ln2 + r,
+// n <= 0, so (1 - 2^n) - 2^n em needs one power of two, normal once x is clamped at clamp_lo
+// (where expm1 is -1 in T anyway). n comes from a and -2/ln2 (exactly 2 (1/ln2) rounded, so the
+// same n as from x), which keeps the doubling off the dependency chain.
 template <typename T>
-inline typename Simd<T>::Reg neg_expm1_nonpositive(typename Simd<T>::Reg x) {
+inline typename Simd<T>::Reg neg_expm1_neg2(typename Simd<T>::Reg a) {
   using S = Simd<T>;
   constexpr T clamp_lo = sizeof(T) == 4 ? T(-87) : T(-708);
-  x = S::max(S::set1(clamp_lo), x);  // NaN stays (second operand)
+  a = S::min(S::set1(clamp_lo / T(-2)), a);  // NaN stays (second operand)
+  const auto x = S::mul(S::set1(T(-2)), a);   // exact
   const auto magic = S::set1(ExpConst<T>::round_magic);
-  const auto n = S::sub(S::fmadd(x, S::set1(T(1.4426950408889634)), magic), magic);
+  const auto n = S::sub(S::fmadd(a, S::set1(T(-2) * T(1.4426950408889634)), magic), magic);
   auto r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_hi), x);
   r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_lo), r);
   const auto p2 = S::pow2i(n);
   return S::fnmadd(p2, expm1_poly<T>(r), S::sub(S::set1(T(1)), p2));
+}
+
+// exp(-2a) for a >= 0 (or NaN). With exp_table16, k/16 comes from a and -2/ln2 (exactly 2 (1/ln2)
+// rounded: the same k as from -2a), which keeps the doubling off the dependency chain.
+template <typename T>
+inline typename Simd<T>::Reg exp_neg2(typename Simd<T>::Reg a) {
+  using S = Simd<T>;
+  if constexpr (kExpTable16<T>) {
+    a = S::min(S::set1(ExpConst<T>::lo / T(-2)), a);  // NaN stays (second operand)
+    return exp_table16<T>(S::mul(S::set1(T(-2)), a), S::zero(), a,
+                          S::set1(T(-2) * T(1.4426950408889634)));
+  } else {
+    return exp<T>(S::mul(S::set1(T(-2)), a));
+  }
 }
 
 // 1 / (1 + exp(-z)) = 1 / (1 + e) or e / (1 + e) with e = exp(-|z|): no overflow, and full
@@ -223,7 +246,7 @@ inline typename Simd<T>::Reg sigmoid(typename Simd<T>::Reg z) {
 template <typename T>
 inline typename Simd<T>::Reg tanh(typename Simd<T>::Reg z) {
   using S = Simd<T>;
-  const auto q = neg_expm1_nonpositive<T>(S::mul(S::set1(T(-2)), S::abs(z)));
+  const auto q = neg_expm1_neg2<T>(S::abs(z));
   const auto t = S::div(q, S::sub(S::set1(T(2)), q));
   return S::copysign(t, z);
 }
@@ -242,7 +265,7 @@ inline typename Simd<T>::Reg sigmoid_derivative(typename Simd<T>::Reg z) {
 template <typename T>
 inline typename Simd<T>::Reg tanh_derivative(typename Simd<T>::Reg z) {
   using S = Simd<T>;
-  const auto e = exp_nonpositive<T>(S::mul(S::set1(T(-2)), S::abs(z)));
+  const auto e = exp_neg2<T>(S::abs(z));
   const auto d2 = S::fmadd(e, S::add(S::set1(T(2)), e), S::set1(T(1)));
   return S::div(S::mul(S::set1(T(4)), e), d2);
 }
