@@ -522,3 +522,26 @@ def test_regression_huge_stride_backward_writes_in_bounds(stride, padding):
     want = ref.conv2d_backward(x, w, g, stride, padding)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "xshape, wshape, padding",
+    [((9, 33, 0, 33), (31, 33, 2, 3), (1, 0)), ((1, 1, 0, 5), (1, 1, 2, 3), (1, 0)),
+     ((2, 3, 4, 0), (2, 3, 3, 2), (0, 1)), ((2, 8, 0, 0), (4, 8, 3, 3), (2, 2))],
+)
+def test_regression_empty_input_with_padding_backward(isa, dtype, xshape, wshape, padding):
+    # x with no rows or columns, padding alone making the output non-empty: the weight gradient
+    # divided by zero and killed the interpreter with SIGFPE (tests/fuzz seed 11678).
+    rng = np.random.default_rng(1)
+    x = np.zeros(xshape, dtype)
+    w = rng.standard_normal(wshape).astype(dtype)
+    y = nf.conv2d(x, w, None, 1, padding)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    for need_grad_x in (True, False):
+        gx, gw, gb = nf.conv2d_backward(x, w, g, 1, padding, need_grad_x=need_grad_x)
+        _, want_w, want_b = ref.conv2d_backward(x, w, g, 1, padding)
+        assert gx is None if not need_grad_x else gx.shape == x.shape
+        np.testing.assert_array_equal(gw, np.zeros_like(w))
+        np.testing.assert_allclose(gw, want_w)
+        np.testing.assert_allclose(gb, want_b, rtol=1e-5)

@@ -1331,7 +1331,10 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
   const int64_t k = g.c * g.kh * g.kw;
   const int64_t plane = g.ho * g.wo;
   bias_grad(gy, gb, g);
-  if (g.n == 0 || k == 0 || g.o == 0) {
+  // An empty x (h or w of 0, padding alone making the output non-empty) gives grad_w = 0, as
+  // every product has an x factor; the kernels below assume x has rows and columns (the weight
+  // gradient's unit sizing divided by zero: SIGFPE, found by tests/fuzz seed 11678).
+  if (g.n == 0 || k == 0 || g.o == 0 || g.h == 0 || g.w == 0) {
     std::fill(gw, gw + g.o * k, T(0));
     if (gx != nullptr) std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
     return;
