@@ -835,12 +835,12 @@ void forward_lines(const T* x, const T* w, const T* b, T* y, const Conv2dGeometr
                 for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j * span);
               }
             }
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
             for (int q = 0; q < OB; ++q) {
               if (q >= ob) break;
               T* yq = yb + q * plane;
               const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
               for (int v = 0; v < NV; ++v) {
                 const int64_t pos = q0 + v * W;
                 if (pos >= plane) break;
