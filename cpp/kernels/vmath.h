@@ -22,6 +22,9 @@ namespace nnfast {
 namespace NNFAST_ISA_NS {
 namespace vmath {
 
+// 1 / ln2, rounded to T where used (T(kLog2e)): the range reductions' scale.
+inline constexpr double kLog2e = 1.4426950408889634;
+
 template <typename T>
 struct ExpConst;
 template <>
@@ -47,7 +50,7 @@ inline typename Simd<T>::Reg exp_reduce(typename Simd<T>::Reg x, typename Simd<T
   using C = ExpConst<T>;
   x = S::min(S::set1(C::hi), S::max(S::set1(C::lo), x));
   const auto magic = S::set1(C::round_magic);
-  const auto n = S::sub(S::fmadd(x, S::set1(T(1.4426950408889634)), magic), magic);
+  const auto n = S::sub(S::fmadd(x, S::set1(T(kLog2e)), magic), magic);
   auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
   r = S::fnmadd(n, S::set1(C::ln2_lo), r);
   *n_out = n;
@@ -149,7 +152,7 @@ inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<
 }
 template <typename T>
 inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo) {
-  return exp_table16<T>(a, lo, a, Simd<T>::set1(T(1.4426950408889634)));
+  return exp_table16<T>(a, lo, a, Simd<T>::set1(T(kLog2e)));
 }
 
 // Whether exp<T> uses exp_table16.
@@ -206,7 +209,7 @@ inline typename Simd<T>::Reg neg_expm1_neg2(typename Simd<T>::Reg a) {
   a = S::min(S::set1(clamp_lo / T(-2)), a);  // NaN stays (second operand)
   const auto x = S::mul(S::set1(T(-2)), a);   // exact
   const auto magic = S::set1(ExpConst<T>::round_magic);
-  const auto n = S::sub(S::fmadd(a, S::set1(T(-2) * T(1.4426950408889634)), magic), magic);
+  const auto n = S::sub(S::fmadd(a, S::set1(T(-2) * T(kLog2e)), magic), magic);
   auto r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_hi), x);
   r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_lo), r);
   const auto p2 = S::pow2i(n);
@@ -221,7 +224,7 @@ inline typename Simd<T>::Reg exp_neg2(typename Simd<T>::Reg a) {
   if constexpr (kExpTable16<T>) {
     a = S::min(S::set1(ExpConst<T>::lo / T(-2)), a);  // NaN stays (second operand)
     return exp_table16<T>(S::mul(S::set1(T(-2)), a), S::zero(), a,
-                          S::set1(T(-2) * T(1.4426950408889634)));
+                          S::set1(T(-2) * T(kLog2e)));
   } else {
     return exp<T>(S::mul(S::set1(T(-2)), a));
   }
@@ -484,7 +487,7 @@ inline typename Simd<T>::Reg exp_split(typename Simd<T>::Reg x, const SplitShift
   // (exp_table16's reduction by (k/16) ln2_hi is exact here too: a multiple of 2^-20.)
   if constexpr (kExpTable16<T>) return exp_table16<T>(a, lo);
   const auto magic = S::set1(C::round_magic);
-  const auto n = S::sub(S::fmadd(a, S::set1(T(1.4426950408889634)), magic), magic);
+  const auto n = S::sub(S::fmadd(a, S::set1(T(kLog2e)), magic), magic);
   auto r = S::fnmadd(n, S::set1(C::ln2_hi), a);
   r = S::add(r, lo);
   r = S::fnmadd(n, S::set1(C::ln2_lo), r);
@@ -500,7 +503,7 @@ inline typename Simd<T>::Reg exp_bounded(typename Simd<T>::Reg x) {
   x = S::max(S::set1(SplitExpConst<T>::lo), x);  // a NaN x stays (second operand)
   if constexpr (kExpTable16<T>) return exp_table16<T>(x, S::zero());
   const auto magic = S::set1(C::round_magic);
-  const auto n = S::sub(S::fmadd(x, S::set1(T(1.4426950408889634)), magic), magic);
+  const auto n = S::sub(S::fmadd(x, S::set1(T(kLog2e)), magic), magic);
   auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
   r = S::fnmadd(n, S::set1(C::ln2_lo), r);
   return S::ldexp(exp_poly<T>(r), n);
