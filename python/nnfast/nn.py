@@ -78,11 +78,12 @@ def _pair(v: Any, name: str, cls: str) -> tuple[int, int]:
     return int(t[0]), int(t[1])
 
 
-def _positive_int(v: Any, name: str, cls: str) -> int:
+def _positive_int(v: Any, name: str, cls: str, minimum: int = 1, why: str = "") -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
         raise TypeError(f"{cls}: {name} must be an int, got {type(v).__name__}")
-    if v < 1:
-        raise ValueError(f"{cls}: {name} must be >= 1, got {v}")
+    if v < minimum:
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{cls}: {name} must be >= {minimum}{reason}, got {v}")
     return int(v)
 
 
@@ -624,14 +625,9 @@ def tutorial_cnn(
     ``activation`` goes on the last ``Dense`` (``None`` gives logits, which the cross-entropy
     loss takes directly). Pass the result to :class:`Sequential`.
     """
-    for name, side in (("height", height), ("width", width)):
-        if isinstance(side, bool) or not isinstance(side, (int, np.integer)):
-            raise TypeError(f"tutorial_cnn: {name} must be an int, got {type(side).__name__}")
-        if side < 4:
-            raise ValueError(
-                f"tutorial_cnn: {name} must be >= 4 (two 2x2 poolings leave at least one "
-                f"pixel), got {side}"
-            )
+    why = "two 2x2 poolings leave at least one pixel"
+    height = _positive_int(height, "height", "tutorial_cnn", 4, why)
+    width = _positive_int(width, "width", "tutorial_cnn", 4, why)
     flat = 16 * (height // 2 // 2) * (width // 2 // 2)
     return [
         Conv2D(in_channels, 8, 3, padding=1),
