@@ -38,6 +38,22 @@ void require_shape(const py::array& a, const Shape& want, const char* fn, const 
   }
 }
 
+struct DenseShape {
+  int64_t batch, in, out;
+};
+
+// A dense layer's x (batch, in) and w (in, out), checked against each other.
+DenseShape check_dense_xw(const py::array& x, const py::array& w, const char* fn) {
+  require_ndim(x, 2, fn, "x", "(batch, in_features)");
+  require_ndim(w, 2, fn, "w", "(in_features, out_features)");
+  if (w.shape(0) != x.shape(1)) {
+    throw py::value_error(
+        std::string(fn) + ": w must have shape (in_features, out_features) with " +
+        "in_features = x.shape[1] = " + std::to_string(x.shape(1)) + ", got " + shape_str(w));
+  }
+  return {x.shape(0), x.shape(1), w.shape(1)};
+}
+
 py::array matmul(py::handle a_obj, py::handle b_obj, py::object out, bool trans_a, bool trans_b) {
   const char* fn = "matmul";
   py::array a = require_float_array(a_obj, fn, "a");
@@ -71,14 +87,8 @@ py::array dense(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle
   py::array x = require_float_array(x_obj, fn, "x");
   py::array w = require_float_array(w_obj, fn, "w");
   require_same_dtype(x, "x", w, "w", fn);
-  require_ndim(x, 2, fn, "x", "(batch, in_features)");
-  require_ndim(w, 2, fn, "w", "(in_features, out_features)");
-  const int64_t batch = x.shape(0), in = x.shape(1), outf = w.shape(1);
-  if (w.shape(0) != in) {
-    throw py::value_error(
-        std::string(fn) + ": w must have shape (in_features, out_features) with " +
-        "in_features = x.shape[1] = " + std::to_string(in) + ", got " + shape_str(w));
-  }
+  const DenseShape d = check_dense_xw(x, w, fn);
+  const int64_t batch = d.batch, in = d.in, outf = d.out;
   // NOTE: no default-constructed py::array: pybind11's array() allocates an empty float64 array
   // (~1000 instructions); without a bias, b aliases x and is never read.
   const bool has_bias = !b_obj.is_none();
@@ -112,14 +122,8 @@ py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
   require_same_dtype(x, "x", w, "w", fn);
   require_same_dtype(x, "x", a, "a", fn);
   require_same_dtype(x, "x", ga, "grad_a", fn);
-  require_ndim(x, 2, fn, "x", "(batch, in_features)");
-  require_ndim(w, 2, fn, "w", "(in_features, out_features)");
-  const int64_t batch = x.shape(0), in = x.shape(1), outf = w.shape(1);
-  if (w.shape(0) != in) {
-    throw py::value_error(
-        std::string(fn) + ": w must have shape (in_features, out_features) with " +
-        "in_features = x.shape[1] = " + std::to_string(in) + ", got " + shape_str(w));
-  }
+  const DenseShape d = check_dense_xw(x, w, fn);
+  const int64_t batch = d.batch, in = d.in, outf = d.out;
   require_shape(a, {batch, outf}, fn, "a", "(batch, out_features)");
   require_shape(ga, {batch, outf}, fn, "grad_a", "(batch, out_features)");
   const GemmActivation act = parse_activation(act_obj, fn);
