@@ -526,21 +526,40 @@ def test_regression_huge_stride_backward_writes_in_bounds(stride, padding):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "xshape, wshape, padding",
-    [((9, 33, 0, 33), (31, 33, 2, 3), (1, 0)), ((1, 1, 0, 5), (1, 1, 2, 3), (1, 0)),
-     ((2, 3, 4, 0), (2, 3, 3, 2), (0, 1)), ((2, 8, 0, 0), (4, 8, 3, 3), (2, 2))],
+    "xshape, wshape, stride, padding",
+    [
+        ((9, 33, 0, 33), (31, 33, 2, 3), 1, (1, 0)),
+        ((1, 1, 0, 5), (1, 1, 2, 3), 1, (1, 0)),
+        ((2, 3, 4, 0), (2, 3, 3, 2), 1, (0, 1)),
+        ((2, 8, 0, 0), (4, 8, 3, 3), 1, (2, 2)),
+        ((3, 2, 0, 40), (3, 2, 2, 3), 1, (1, 0)),
+        ((3, 2, 0, 40), (3, 2, 2, 3), 1, (1, 1)),
+        ((2, 9, 5, 0), (40, 9, 3, 2), 1, 1),
+        ((2, 3, 0, 7), (4, 3, 3, 3), (2, 1), (2, 1)),
+        ((2, 3, 6, 0), (4, 3, 2, 2), 2, (0, 1)),
+    ],
 )
-def test_regression_empty_input_with_padding_backward(isa, dtype, xshape, wshape, padding):
-    # x with no rows or columns, padding alone making the output non-empty: the weight gradient
-    # divided by zero and killed the interpreter with SIGFPE (tests/fuzz seed 11678).
+@pytest.mark.parametrize("w_finite", [True, False])
+def test_regression_empty_input_with_padding_backward(
+    isa, dtype, xshape, wshape, stride, padding, w_finite
+):
+    # x with no rows or columns, padding alone making the output non-empty: grad_x ran the direct
+    # forward kernel on an output of h x w (no rows), whose row blocking divided by zero and killed
+    # the interpreter with SIGFPE (tests/fuzz seed 11678). Strides 1 and 2 (direct kernels and
+    # GEMM), a w with an inf (grad_x by GEMM + col2im); grad_x on each direct kernel (flat,
+    # row-wise, line-aligned, channel-vector), grad_w on both.
     rng = np.random.default_rng(1)
     x = np.zeros(xshape, dtype)
     w = rng.standard_normal(wshape).astype(dtype)
-    y = nf.conv2d(x, w, None, 1, padding)
+    if not w_finite:
+        w[0, 0, 0, 0] = np.inf
+    y = nf.conv2d(x, w, None, stride, padding)
     g = rng.standard_normal(y.shape).astype(dtype)
     for need_grad_x in (True, False):
-        gx, gw, gb = nf.conv2d_backward(x, w, g, 1, padding, need_grad_x=need_grad_x)
-        _, want_w, want_b = ref.conv2d_backward(x, w, g, 1, padding)
+        gx, gw, gb = nf.conv2d_backward(x, w, g, stride, padding, need_grad_x=need_grad_x)
+        # grad_w and grad_b do not depend on w (the reference would warn on 0 * inf in grad_x).
+        w_ref = np.where(np.isfinite(w), w, 0)
+        _, want_w, want_b = ref.conv2d_backward(x, w_ref, g, stride, padding)
         assert gx is None if not need_grad_x else gx.shape == x.shape
         np.testing.assert_array_equal(gw, np.zeros_like(w))
         np.testing.assert_allclose(gw, want_w)

@@ -878,6 +878,10 @@ DirectKernel direct_kernel(const Conv2dGeometry& g) {
 // Runs the direct kernel chosen for this shape, with the register tile for its channel count.
 template <typename T, GemmActivation Act>
 void run_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeometry& g) {
+  // NOTE: the kernels' unit sizing assumes output rows and columns (ceil_div(ho, r_blocks) with
+  // r_blocks = min(.., ho) divides by zero). grad_x runs here too, with ho = h and wo = w of an x
+  // that padding alone gave a non-empty output (SIGFPE, tests/fuzz seed 11678).
+  if (g.n == 0 || g.o == 0 || g.ho == 0 || g.wo == 0) return;
   const bool k3 = g.kh == 3 && g.kw == 3;
   switch (direct_kernel<T>(g)) {
     case DirectKernel::rowwise:
@@ -1331,10 +1335,10 @@ void backward_impl(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb,
   const int64_t k = g.c * g.kh * g.kw;
   const int64_t plane = g.ho * g.wo;
   bias_grad(gy, gb, g);
-  // An empty x (h or w of 0, padding alone making the output non-empty) gives grad_w = 0, as
-  // every product has an x factor; the kernels below assume x has rows and columns (the weight
-  // gradient's unit sizing divided by zero: SIGFPE, found by tests/fuzz seed 11678).
-  if (g.n == 0 || k == 0 || g.o == 0 || g.h == 0 || g.w == 0) {
+  // No images, taps or output channels: the weight-gradient kernels size their partials by
+  // taps * o and leave them unwritten without images. (An x with no rows or columns needs no
+  // case here: its zero padding gives grad_w = 0 and its grad_x is empty.)
+  if (g.n == 0 || k == 0 || g.o == 0) {
     std::fill(gw, gw + g.o * k, T(0));
     if (gx != nullptr) std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
     return;
