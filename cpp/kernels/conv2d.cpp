@@ -32,6 +32,17 @@ constexpr int64_t kPartialElems = int64_t(1) << 22;
 inline int64_t ceil_div(int64_t a, int64_t b) { return a > 0 ? (a - 1) / b + 1 : -(-a / b); }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Runs f(u) for every unit u in [0, units) not yet taken from `next`, claiming `claim` units at a
+// time, rather than a fixed share per task: a task that starts late (a worker's wake-up) or is
+// slowed (another process on its core) takes fewer. Where a unit runs never changes its bits.
+template <typename F>
+inline void claim_units(std::atomic<int64_t>& next, int64_t units, int64_t claim, F&& f) {
+  for (int64_t u0; (u0 = next.fetch_add(claim, std::memory_order_relaxed)) < units;) {
+    const int64_t u1 = std::min(units, u0 + claim);
+    for (int64_t u = u0; u < u1; ++u) f(u);
+  }
+}
+
 // Output channels per register block of the direct kernel and vectors of output positions (24 or
 // 12 accumulators); a single output channel (the tutorial's image) gets four vectors instead.
 #if defined(NNFAST_SIMD_AVX512)
@@ -686,14 +697,12 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
   }
   // Each output row in runs of at most kOchanP positions, of balanced widths.
   const int64_t runs = ceil_div(g.wo, kOchanP);
-  // Units are claimed one at a time, not split in fixed halves: a task that starts late (a
-  // worker's wake-up) or is slowed (another process on its core) takes fewer. Where a unit runs
-  // never changes its bits.
+  // Units are claimed one at a time.
   std::atomic<int64_t> next{0};
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xp = ws + wpack_elems + t * pad_elems;
-      for (int64_t un; (un = next.fetch_add(1, std::memory_order_relaxed)) < units;) {
+      claim_units(next, units, 1, [&](int64_t un) {
         const int64_t n = un / r_blocks;
         const int64_t oy0 = (un % r_blocks) * rows_per;
         const int64_t rows = std::min(g.ho, oy0 + rows_per) - oy0;
@@ -712,7 +721,7 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
             }
           }
         }
-      }
+      });
     }
   });
 }
@@ -803,61 +812,59 @@ void forward_lines(const T* x, const T* w, const T* b, T* y, const Conv2dGeometr
                                 static_cast<size_t>(wpack_elems + tasks * copy_elems) * sizeof(T)));
   T* wpack = ws;
   pack_weight_blocks(w, g, OB, false, wpack);
-  // Units are claimed as they go (as in forward_direct_ochan), an image's blocks together when
-  // there are images enough for every task (one copy per image).
+  // Units are claimed as they go, an image's blocks together when there are images enough for
+  // every task (one copy per image).
   const int64_t claim = g.n >= 2 * tasks ? blocks : 1;
   std::atomic<int64_t> next{0};
   runtime::parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       T* xs = ws + wpack_elems + t * copy_elems;
       int64_t copied = -1;  // the image whose copies xs holds
-      for (int64_t u0; (u0 = next.fetch_add(claim, std::memory_order_relaxed)) < units;) {
-        for (int64_t un = u0; un < std::min(units, u0 + claim); ++un) {
-          const int64_t n = un / blocks, blk = un % blocks;
-          if (n != copied) {
-            shift_copies(x + n * g.c * g.h * g.w, g, span, xs);
-            copied = n;
-          }
-          const int64_t o0 = blk * OB, ob = std::min<int64_t>(OB, g.o - o0);
-          const T* wb = wpack + blk * taps * OB;
-          T* yb = y + (n * g.o + o0) * plane;
-          // The grid of vectors starts a lines before the plane, so vector starts are aligned.
-          const int64_t a = static_cast<int64_t>(reinterpret_cast<uintptr_t>(yb) / sizeof(T) % W);
-          const int64_t nvec = ceil_div(plane + a, W);
-          for (int64_t k0 = 0; k0 < nvec; k0 += NV) {
-            const int64_t q0 = k0 * W - a;
-            Reg acc[OB][NV];
-            zero_tile<T>(acc);
-            const T* wt = wb;
-            for (int64_t ci = 0; ci < g.c; ++ci) {
-              for (int64_t i = 0; i < kh; ++i) {
-                const T* xr = xs + ci * kw * span + W + q0 + i * wo;
-                for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j * span);
-              }
+      claim_units(next, units, claim, [&](int64_t un) {
+        const int64_t n = un / blocks, blk = un % blocks;
+        if (n != copied) {
+          shift_copies(x + n * g.c * g.h * g.w, g, span, xs);
+          copied = n;
+        }
+        const int64_t o0 = blk * OB, ob = std::min<int64_t>(OB, g.o - o0);
+        const T* wb = wpack + blk * taps * OB;
+        T* yb = y + (n * g.o + o0) * plane;
+        // The grid of vectors starts a lines before the plane, so vector starts are aligned.
+        const int64_t a = static_cast<int64_t>(reinterpret_cast<uintptr_t>(yb) / sizeof(T) % W);
+        const int64_t nvec = ceil_div(plane + a, W);
+        for (int64_t k0 = 0; k0 < nvec; k0 += NV) {
+          const int64_t q0 = k0 * W - a;
+          Reg acc[OB][NV];
+          zero_tile<T>(acc);
+          const T* wt = wb;
+          for (int64_t ci = 0; ci < g.c; ++ci) {
+            for (int64_t i = 0; i < kh; ++i) {
+              const T* xr = xs + ci * kw * span + W + q0 + i * wo;
+              for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j * span);
             }
+          }
 #pragma GCC unroll 16
-            for (int q = 0; q < OB; ++q) {
-              if (q >= ob) break;
-              T* yq = yb + q * plane;
-              const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+          for (int q = 0; q < OB; ++q) {
+            if (q >= ob) break;
+            T* yq = yb + q * plane;
+            const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
 #pragma GCC unroll 4
-              for (int v = 0; v < NV; ++v) {
-                const int64_t pos = q0 + v * W;
-                if (pos >= plane) break;
-                Reg r = acc[q][v];
-                if (b != nullptr) r = S::add(r, bias);
-                r = epi::activate<Act, T>(r);
-                if (pos >= 0 && pos + W <= plane) {
-                  S::storeu(yq + pos, r);
-                } else {
-                  store_lanes<T>(yq + pos, r, static_cast<int>(std::max<int64_t>(0, -pos)),
-                                 static_cast<int>(std::min<int64_t>(W, plane - pos)));
-                }
+            for (int v = 0; v < NV; ++v) {
+              const int64_t pos = q0 + v * W;
+              if (pos >= plane) break;
+              Reg r = acc[q][v];
+              if (b != nullptr) r = S::add(r, bias);
+              r = epi::activate<Act, T>(r);
+              if (pos >= 0 && pos + W <= plane) {
+                S::storeu(yq + pos, r);
+              } else {
+                store_lanes<T>(yq + pos, r, static_cast<int>(std::max<int64_t>(0, -pos)),
+                               static_cast<int>(std::min<int64_t>(W, plane - pos)));
               }
             }
           }
         }
-      }
+      });
     }
   });
 }
