@@ -27,6 +27,12 @@ constexpr int64_t kChunkElems = int64_t(1) << 18;
 // the thread count), and at most this many elements of partials in all.
 constexpr int64_t kMaxGroups = 8;
 constexpr int64_t kPartialElems = int64_t(1) << 22;
+// Forward convolutions of fewer multiply-adds than this run on the calling thread, in one row
+// block. NOTE: measured 1 vs 2 threads (Xeon, 2 cores, shared): with the worker awake (back-to-
+// back calls) 2 threads break even at 2^18-2^18.8 (0.74-1.29x at 2^17.8, 0.76-1.35x at 2^18.8,
+// a gain of at most 4 us there); with it asleep the wake-up added ~50 us to every size up to
+// 2^22.8. 2^19 gives up those few microseconds to spare small calls the wake-up.
+constexpr int64_t kSerialMacs = int64_t(1) << 19;
 
 // ceil(a / b) for b > 0, without forming a + b (a stride near 2^63 must not overflow).
 inline int64_t ceil_div(int64_t a, int64_t b) { return a > 0 ? (a - 1) / b + 1 : -(-a / b); }
@@ -323,9 +329,9 @@ void forward_direct(const T* x, const T* w, const T* b, T* y, const Conv2dGeomet
   const int64_t blocks = ceil_div(g.o, OB);
   // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
   const int threads = runtime::num_threads();
-  // Small problems stay on one thread (waking the pool costs microseconds), in one row block.
+  // Small problems stay on one thread, in one row block (kSerialMacs).
   const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
-  const bool serial = macs < (int64_t(1) << 18);
+  const bool serial = macs < kSerialMacs;
   int64_t r_blocks = serial || g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
   const DirectUnit whole = direct_unit<T, NV>(g, g.ho);
   r_blocks = std::max(r_blocks, ceil_div(g.c * whole.cs, kChunkElems));
@@ -478,9 +484,9 @@ void forward_direct_rows(const T* x, const T* w, const T* b, T* y, const Conv2dG
   // Row blocks per image: enough units for every thread, and padded blocks of bounded size.
   const int threads = runtime::num_threads();
   const int64_t rows_all = (g.ho - 1) * g.sh + g.kh;
-  // Small problems stay on one thread (waking the pool costs microseconds), in one row block.
+  // Small problems stay on one thread, in one row block (kSerialMacs).
   const int64_t macs = g.n * g.o * g.ho * g.wo * std::max<int64_t>(taps, 1);
-  const bool serial = macs < (int64_t(1) << 18);
+  const bool serial = macs < kSerialMacs;
   int64_t r_blocks = serial || g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
   r_blocks = std::max(r_blocks, ceil_div(g.c * rows_all * wr, kChunkElems));
   r_blocks = std::min(r_blocks, g.ho);
@@ -673,9 +679,9 @@ void forward_direct_ochan(const T* x, const T* w, const T* b, T* y, const Conv2d
   const int64_t plane = g.ho * g.wo;
   // Row blocks per image: enough units for every thread, and padded input of bounded size.
   const int threads = runtime::num_threads();
-  // Small problems stay on one thread (waking the pool costs microseconds), in one row block.
+  // Small problems stay on one thread, in one row block (kSerialMacs).
   const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
-  const bool serial = macs < (int64_t(1) << 18);
+  const bool serial = macs < kSerialMacs;
   int64_t r_blocks = serial || g.n >= threads ? 1 : ceil_div(threads, std::max<int64_t>(g.n, 1));
   r_blocks = std::max(r_blocks, ceil_div(g.c * (g.ho + g.kh - 1) * wr, kChunkElems));
   r_blocks = std::min(r_blocks, g.ho);
@@ -805,7 +811,7 @@ void forward_lines(const T* x, const T* w, const T* b, T* y, const Conv2dGeometr
   const int64_t units = g.n * blocks;
   const int threads = runtime::num_threads();
   const int64_t macs = g.n * g.o * plane * std::max<int64_t>(taps, 1);
-  const int64_t tasks = macs < (int64_t(1) << 18) ? 1 : std::min<int64_t>(units, threads);
+  const int64_t tasks = macs < kSerialMacs ? 1 : std::min<int64_t>(units, threads);
   const int64_t wpack_elems = round_up(blocks * taps * OB, 16);
   T* ws = static_cast<T*>(
       runtime::thread_workspace(runtime::WorkspaceSlot::conv,
