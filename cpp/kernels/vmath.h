@@ -133,17 +133,18 @@ alignas(64) inline constexpr float kExp2Sixteenths[16] = {
 // standalone loop). a - (k/16) ln2_hi is exact (one fma; ln2_hi has 16 bits, a multiple of
 // 2^-20 below 2^-5 in magnitude). One more rounding than exp_poly's (t): max 0.99 ulp
 // over every float (0.89 before).
-// k may come from any (ak, c) with ak c = a / ln2 as rounded (see exp_neg2).
-template <typename T>
-inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo,
-                                         typename Simd<T>::Reg ak, typename Simd<T>::Reg c) {
+// k may come from any (ak, c) with ak c = a / ln2 as rounded (see exp_neg2). kWithLo = false
+// drops lo and its add (r + 0 would only turn a -0 into +0, which changes no result).
+template <typename T, bool kWithLo>
+inline typename Simd<T>::Reg exp_table16_core(typename Simd<T>::Reg a, typename Simd<T>::Reg lo,
+                                              typename Simd<T>::Reg ak, typename Simd<T>::Reg c) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   const auto magic = S::set1(786432.0f);  // 1.5 * 2^19
   const auto kf = S::fmadd(ak, c, magic);
   const auto y = S::sub(kf, magic);  // k / 16
   auto r = S::fnmadd(y, S::set1(C::ln2_hi), a);
-  r = S::add(r, lo);
+  if constexpr (kWithLo) r = S::add(r, lo);
   r = S::fnmadd(y, S::set1(C::ln2_lo), r);
   const auto t = S::lookup16(kExp2Sixteenths, kf);
   const auto p = S::fmadd(S::set1(1.66667193e-01f), r, S::set1(5.00016510e-01f));
@@ -152,7 +153,11 @@ inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<
 }
 template <typename T>
 inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo) {
-  return exp_table16<T>(a, lo, a, Simd<T>::set1(T(kLog2e)));
+  return exp_table16_core<T, true>(a, lo, a, Simd<T>::set1(T(kLog2e)));
+}
+template <typename T>
+inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a) {
+  return exp_table16_core<T, false>(a, a, a, Simd<T>::set1(T(kLog2e)));
 }
 
 // Whether exp<T> uses exp_table16.
@@ -165,7 +170,7 @@ inline typename Simd<T>::Reg exp(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   if constexpr (kExpTable16<T>) {
-    return exp_table16<T>(S::min(S::set1(C::hi), S::max(S::set1(C::lo), x)), S::zero());
+    return exp_table16<T>(S::min(S::set1(C::hi), S::max(S::set1(C::lo), x)));
   } else {
     typename S::Reg n;
     const auto r = exp_reduce<T>(x, &n);  // clamps x
@@ -178,7 +183,7 @@ template <typename T>
 inline typename Simd<T>::Reg exp_nonpositive(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   if constexpr (kExpTable16<T>) {
-    return exp_table16<T>(S::max(S::set1(ExpConst<T>::lo), x), S::zero());  // NaN stays
+    return exp_table16<T>(S::max(S::set1(ExpConst<T>::lo), x));  // NaN stays
   } else {
     return exp<T>(x);
   }
@@ -223,8 +228,8 @@ inline typename Simd<T>::Reg exp_neg2(typename Simd<T>::Reg a) {
   using S = Simd<T>;
   if constexpr (kExpTable16<T>) {
     a = S::min(S::set1(ExpConst<T>::lo / T(-2)), a);  // NaN stays (second operand)
-    return exp_table16<T>(S::mul(S::set1(T(-2)), a), S::zero(), a,
-                          S::set1(T(-2) * T(kLog2e)));
+    return exp_table16_core<T, false>(S::mul(S::set1(T(-2)), a), a, a,
+                                      S::set1(T(-2) * T(kLog2e)));
   } else {
     return exp<T>(S::mul(S::set1(T(-2)), a));
   }
@@ -501,7 +506,7 @@ inline typename Simd<T>::Reg exp_bounded(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   x = S::max(S::set1(SplitExpConst<T>::lo), x);  // a NaN x stays (second operand)
-  if constexpr (kExpTable16<T>) return exp_table16<T>(x, S::zero());
+  if constexpr (kExpTable16<T>) return exp_table16<T>(x);
   const auto magic = S::set1(C::round_magic);
   const auto n = S::sub(S::fmadd(x, S::set1(T(kLog2e)), magic), magic);
   auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
