@@ -59,30 +59,36 @@ inline typename Simd<T>::Reg exp_reduce(typename Simd<T>::Reg x, typename Simd<T
 
 // exp(r) - 1 = r + r^2 P(r) for |r| <= ln2/2. float: P of degree 4 fitted for the relative error
 // of the whole (coefficients rounded to float in turn, each refitting the rest): 2^-26; double:
-// Taylor, P = 1/2! + r/3! + ... to degree 13 (remainder r^14/14! < 2^-57).
-template <typename T>
-inline typename Simd<T>::Reg expm1_poly(typename Simd<T>::Reg r) {
+// Taylor, P = 1/2! + r/3! + ... to degree 13 (remainder r^14/14! < 2^-57). K (a power of two):
+// takes u = r / K and returns (exp(r) - 1) / K, each coefficient scaled by the power of K that
+// makes every intermediate K^i times the unscaled one: the same bits, scaled (tanh folds its -2
+// into its reduction this way, one multiply fewer).
+template <typename T, int K = 1>
+inline typename Simd<T>::Reg expm1_poly(typename Simd<T>::Reg u) {
   using S = Simd<T>;
-  typename S::Reg p;
+  constexpr T k = T(K), k2 = k * k, k3 = k2 * k;
+  typename S::Reg p;  // K P(r)
   if constexpr (sizeof(T) == 4) {
     // Estrin's scheme, not Horner's: a dependency chain of 3 fmas instead of 5 (these kernels
     // are bound by chain latency more than by op count: tanh 1M f32, 1 thread, AVX-512, with
     // the one-op copysign: 0.328 -> 0.294 ms).
-    const auto r2 = S::mul(r, r);
-    const auto lo = S::fmadd(S::set1(1.666654497e-01f), r, S::set1(4.999999702e-01f));
-    auto hi = S::fmadd(S::set1(8.366451599e-03f), r, S::set1(4.166743532e-02f));
-    hi = S::fmadd(S::set1(1.387088909e-03f), r2, hi);
-    p = S::fmadd(hi, r2, lo);
-    return S::fmadd(p, r2, r);
+    const auto u2 = S::mul(u, u);
+    const auto lo = S::fmadd(S::set1(1.666654497e-01f * k2), u, S::set1(4.999999702e-01f * k));
+    auto hi = S::fmadd(S::set1(8.366451599e-03f * k2 * k2), u, S::set1(4.166743532e-02f * k3));
+    hi = S::fmadd(S::set1(1.387088909e-03f * k3 * k2), u2, hi);
+    p = S::fmadd(hi, u2, lo);
+    return S::fmadd(p, u2, u);
   } else {
     constexpr int d = ExpConst<T>::degree;
-    T coef[d + 1];
+    T coef[d + 1];  // 1 / i! K^(i-1)
     coef[0] = T(1);
+    T ki = T(1) / k;
     for (int i = 1; i <= d; ++i) coef[i] = coef[i - 1] / T(i);
+    for (int i = 0; i <= d; ++i, ki *= k) coef[i] *= ki;
     p = S::set1(coef[d]);
-    for (int i = d - 1; i >= 2; --i) p = S::fmadd(p, r, S::set1(coef[i]));
+    for (int i = d - 1; i >= 2; --i) p = S::fmadd(p, u, S::set1(coef[i]));
   }
-  return S::fmadd(S::mul(p, r), r, r);
+  return S::fmadd(S::mul(p, u), u, u);
 }
 
 // exp(r) for |r| <= ln2/2 + 2^-7. float: degree 6 fitted for relative error (coefficients
@@ -206,19 +212,29 @@ inline typename Simd<T>::Reg expm1(typename Simd<T>::Reg x) {
 // -expm1(-2a) = 1 - exp(-2a) for a >= 0 (or NaN), cheaper than expm1: with x = -2a = n ln2 + r,
 // n <= 0, so (1 - 2^n) - 2^n em needs one power of two, normal once x is clamped at clamp_lo
 // (where expm1 is -1 in T anyway). n comes from a and -2/ln2 (exactly 2 (1/ln2) rounded, so the
-// same n as from x), which keeps the doubling off the dependency chain.
+// same n as from x), and the reduction runs on a: u = a + n ln2/2 = r / -2 (ln2_hi/2 and
+// ln2_lo/2 exact halves, so u is exactly r / -2 as rounded), expm1_poly<T, -2> gives em / -2
+// and (1 - 2^n) + 2^(n+1) (em / -2) is the same sum: no multiply by -2 at all.
 template <typename T>
 inline typename Simd<T>::Reg neg_expm1_neg2(typename Simd<T>::Reg a) {
   using S = Simd<T>;
   constexpr T clamp_lo = sizeof(T) == 4 ? T(-87) : T(-708);
   a = S::min(S::set1(clamp_lo / T(-2)), a);  // NaN stays (second operand)
-  const auto x = S::mul(S::set1(T(-2)), a);   // exact
   const auto magic = S::set1(ExpConst<T>::round_magic);
   const auto n = S::sub(S::fmadd(a, S::set1(T(-2) * T(kLog2e)), magic), magic);
-  auto r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_hi), x);
-  r = S::fnmadd(n, S::set1(ExpConst<T>::ln2_lo), r);
-  const auto p2 = S::pow2i(n);
-  return S::fnmadd(p2, expm1_poly<T>(r), S::sub(S::set1(T(1)), p2));
+  auto u = S::fmadd(n, S::set1(ExpConst<T>::ln2_hi / T(2)), a);
+  u = S::fmadd(n, S::set1(ExpConst<T>::ln2_lo / T(2)), u);
+  const auto em = expm1_poly<T, -2>(u);
+#if defined(NNFAST_SIMD_AVX512)
+  // 2^(n+1) in one scalef; 1 - 2^n from it in one fma.
+  const auto p2x2 = S::ldexp(S::set1(T(2)), n);
+  const auto one_minus = S::fnmadd(p2x2, S::set1(T(0.5)), S::set1(T(1)));
+#else
+  const auto p2 = S::pow2i(n);  // ldexp is several ops here
+  const auto p2x2 = S::add(p2, p2);
+  const auto one_minus = S::sub(S::set1(T(1)), p2);
+#endif
+  return S::fmadd(p2x2, em, one_minus);
 }
 
 // exp(-2a) for a >= 0 (or NaN). With exp_table16, k/16 comes from a and -2/ln2 (exactly 2 (1/ln2)
