@@ -42,19 +42,30 @@ struct ExpConst<double> {
   static constexpr int degree = 13;  // Taylor (exp_poly, expm1_poly): r^14/14! < 2^-57
 };
 
-// Range reduction shared by exp and expm1: x clamped to [lo, hi] (NaN survives: min/max return
-// their second operand when either is NaN) = n ln2 + r. Returns r, writes n.
+// x (+ lo, a low part of the argument, when kWithLo) = n ln2 + r for x in [lo, hi] or NaN (no
+// clamp): returns r, writes n.
+template <typename T, bool kWithLo = false>
+inline typename Simd<T>::Reg reduce_ln2(typename Simd<T>::Reg x, typename Simd<T>::Reg lo,
+                                        typename Simd<T>::Reg* n_out) {
+  using S = Simd<T>;
+  using C = ExpConst<T>;
+  const auto magic = S::set1(C::round_magic);
+  const auto n = S::sub(S::fmadd(x, S::set1(T(kLog2e)), magic), magic);
+  auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
+  if constexpr (kWithLo) r = S::add(r, lo);
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  *n_out = n;
+  return r;
+}
+
+// Range reduction of expm1: x clamped to [lo, hi] (NaN survives: min/max return their second
+// operand when either is NaN) = n ln2 + r. Returns r, writes n.
 template <typename T>
 inline typename Simd<T>::Reg exp_reduce(typename Simd<T>::Reg x, typename Simd<T>::Reg* n_out) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   x = S::min(S::set1(C::hi), S::max(S::set1(C::lo), x));
-  const auto magic = S::set1(C::round_magic);
-  const auto n = S::sub(S::fmadd(x, S::set1(T(kLog2e)), magic), magic);
-  auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
-  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  *n_out = n;
-  return r;
+  return reduce_ln2<T>(x, x, n_out);
 }
 
 // exp(r) - 1 = r + r^2 P(r) for |r| <= ln2/2. float: P of degree 4 fitted for the relative error
@@ -157,42 +168,40 @@ inline typename Simd<T>::Reg exp_table16_core(typename Simd<T>::Reg a, typename 
   const auto q = S::fmadd(p, S::mul(r, r), r);
   return S::ldexp(S::fmadd(t, q, t), y);  // scalef: 2^floor(y)
 }
-template <typename T>
-inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a, typename Simd<T>::Reg lo) {
-  return exp_table16_core<T, true>(a, lo, a, Simd<T>::set1(T(kLog2e)));
-}
-template <typename T>
-inline typename Simd<T>::Reg exp_table16(typename Simd<T>::Reg a) {
-  return exp_table16_core<T, false>(a, a, a, Simd<T>::set1(T(kLog2e)));
-}
 
 // Whether exp<T> uses exp_table16.
 template <typename T>
 constexpr bool kExpTable16 = sizeof(T) == 4 && HasLookup16<T>::value;
+
+// exp(x + lo) for x in [lo, hi] (clamped by the caller) or NaN, with lo (when kWithLo) as in
+// exp_table16: the one exp below every clamp variant.
+template <typename T, bool kWithLo = false>
+inline typename Simd<T>::Reg exp_unclamped(typename Simd<T>::Reg x, typename Simd<T>::Reg lo) {
+  using S = Simd<T>;
+  if constexpr (kExpTable16<T>) {
+    return exp_table16_core<T, kWithLo>(x, lo, x, S::set1(T(kLog2e)));
+  } else {
+    typename S::Reg n;
+    const auto r = reduce_ln2<T, kWithLo>(x, lo, &n);
+    return S::ldexp(exp_poly<T>(r), n);
+  }
+}
 
 // exp(x).
 template <typename T>
 inline typename Simd<T>::Reg exp(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   using C = ExpConst<T>;
-  if constexpr (kExpTable16<T>) {
-    return exp_table16<T>(S::min(S::set1(C::hi), S::max(S::set1(C::lo), x)));
-  } else {
-    typename S::Reg n;
-    const auto r = exp_reduce<T>(x, &n);  // clamps x
-    return S::ldexp(exp_poly<T>(r), n);
-  }
+  x = S::min(S::set1(C::hi), S::max(S::set1(C::lo), x));
+  return exp_unclamped<T>(x, x);
 }
 
-// exp(x) for x <= 0 (or NaN): one clamp fewer where exp_table16 is used.
+// exp(x) for x <= 0 (or NaN): no overflow clamp.
 template <typename T>
 inline typename Simd<T>::Reg exp_nonpositive(typename Simd<T>::Reg x) {
   using S = Simd<T>;
-  if constexpr (kExpTable16<T>) {
-    return exp_table16<T>(S::max(S::set1(ExpConst<T>::lo), x));  // NaN stays
-  } else {
-    return exp<T>(x);
-  }
+  x = S::max(S::set1(ExpConst<T>::lo), x);  // NaN stays
+  return exp_unclamped<T>(x, x);
 }
 
 // exp(x) - 1 without cancellation near 0: 2^n em + (2^n - 1), em = exp(r) - 1, both terms exact
@@ -499,20 +508,13 @@ struct SplitShift {
 template <typename T>
 inline typename Simd<T>::Reg exp_split(typename Simd<T>::Reg x, const SplitShift<T>& sh) {
   using S = Simd<T>;
-  using C = ExpConst<T>;
   const auto split = S::set1(SplitExpConst<T>::split);
   const auto xc = S::max(sh.t, x);  // a NaN x stays (second operand)
   const auto hi = S::add(xc, split);
   const auto a = S::sub(hi, sh.k);
   const auto lo = S::sub(S::sub(xc, S::sub(hi, split)), sh.ml);
   // (exp_table16's reduction by (k/16) ln2_hi is exact here too: a multiple of 2^-20.)
-  if constexpr (kExpTable16<T>) return exp_table16<T>(a, lo);
-  const auto magic = S::set1(C::round_magic);
-  const auto n = S::sub(S::fmadd(a, S::set1(T(kLog2e)), magic), magic);
-  auto r = S::fnmadd(n, S::set1(C::ln2_hi), a);
-  r = S::add(r, lo);
-  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  return S::ldexp(exp_poly<T>(r), n);
+  return exp_unclamped<T, true>(a, lo);
 }
 
 // exp(x) for x <= 88 (float) or 709 (double), or NaN: exp without its overflow clamp (x clamped
@@ -520,14 +522,8 @@ inline typename Simd<T>::Reg exp_split(typename Simd<T>::Reg x, const SplitShift
 template <typename T>
 inline typename Simd<T>::Reg exp_bounded(typename Simd<T>::Reg x) {
   using S = Simd<T>;
-  using C = ExpConst<T>;
   x = S::max(S::set1(SplitExpConst<T>::lo), x);  // a NaN x stays (second operand)
-  if constexpr (kExpTable16<T>) return exp_table16<T>(x);
-  const auto magic = S::set1(C::round_magic);
-  const auto n = S::sub(S::fmadd(x, S::set1(T(kLog2e)), magic), magic);
-  auto r = S::fnmadd(n, S::set1(C::ln2_hi), x);  // exact: ln2_hi has few bits
-  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  return S::ldexp(exp_poly<T>(r), n);
+  return exp_unclamped<T>(x, x);
 }
 
 // Lane 0 of v.
