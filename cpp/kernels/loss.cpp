@@ -61,16 +61,16 @@ template <typename T>
 struct RowExp {
   T max;  // m, the row's max
   T sum;  // s, the sum of e
-  // log(s / e_m) in double, e_m the e of an element equal to m as stored: logsumexp(z) is
-  // m + log_sum, exactly m when m's term is the whole sum (one class, or the others negligible).
-  double log_sum;
+  // s / e_m in double, e_m the e of an element equal to m as stored: logsumexp(z) is
+  // m + log(ratio), exactly m when m's term is the whole sum (one class, or the others negligible).
+  double ratio;
 };
 template <typename T>
 inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k, const T* next) {
   RowExp<T> r;
   T e_m;
   r.sum = vmath::row_softmax_exp(zr, gr, k, &r.max, &e_m, next);
-  r.log_sum = std::log(static_cast<double>(r.sum) / static_cast<double>(e_m));
+  r.ratio = static_cast<double>(r.sum) / static_cast<double>(e_m);
   return r;
 }
 
@@ -216,14 +216,32 @@ void bce_grad(const T* p, const T* t, T* g, int64_t n, T scale) {
 
 template <typename T>
 double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, int64_t k, T scale) {
-  return sum_over_rows(n, k, [&](int64_t r, int64_t r1) {
-    const T* zr = z + r * k;
-    T* gr = grad + r * k;
-    const int64_t y = labels[r];
-    const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
-    ce_grad_row<T>(gr, nullptr, y, k, row.sum, scale);
-    return (static_cast<double>(row.max) - static_cast<double>(zr[y])) + row.log_sum;
+  if (n <= 0) return 0.0;
+  // Row r's loss is (m - z_label) + log(ratio): the rows store both parts, and the logs are taken
+  // afterwards a register of rows at a time (vmath::log) instead of one scalar log per row.
+  std::vector<double> parts(static_cast<size_t>(2 * n));
+  double* base = parts.data();
+  double* ratio = base + n;
+  for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* zr = z + r * k;
+      T* gr = grad + r * k;
+      const int64_t y = labels[r];
+      const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
+      ce_grad_row<T>(gr, nullptr, y, k, row.sum, scale);
+      base[r] = static_cast<double>(row.max) - static_cast<double>(zr[y]);
+      ratio[r] = row.ratio;
+    }
   });
+  // Summed in row order, as sum_over_rows does.
+  double s = 0.0;
+  alignas(64) double logs[D::width];
+  for (int64_t r = 0; r < n; r += D::width) {
+    const int64_t c = std::min<int64_t>(D::width, n - r);
+    D::storeu(logs, vmath::log(D::load_partial_or(ratio + r, c, 1.0)));
+    for (int64_t i = 0; i < c; ++i) s += base[r + i] + logs[i];
+  }
+  return s;
 }
 
 template <typename T>
@@ -234,10 +252,10 @@ double softmax_ce_dense(const T* z, const T* y, T* grad, int64_t n, int64_t k, T
     T* gr = grad + r * k;
     if (k <= 0) return 0.0;  // NOTE: also keeps gcc 12 from a false warning (see vmath row_max)
     const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
-    // Row loss sum_j y_j ((m - z_j) + log_sum) in double; terms with y_j = 0 are skipped so a
+    // Row loss sum_j y_j ((m - z_j) + log(ratio)) in double; terms with y_j = 0 are skipped so a
     // -inf logit of a zero target adds nothing (0 * inf would be NaN); a NaN target propagates.
     const auto vm = D::set1(static_cast<double>(row.max));
-    const auto vlog = D::set1(row.log_sum);
+    const auto vlog = D::set1(std::log(row.ratio));
     auto acc = D::zero();
     for (int64_t j = 0; j < k; j += D::width) {
       const int64_t c = std::min<int64_t>(D::width, k - j);
