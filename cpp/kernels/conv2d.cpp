@@ -835,37 +835,59 @@ void forward_lines(const T* x, const T* w, const T* b, T* y, const Conv2dGeometr
         const int64_t o0 = blk * OB, ob = std::min<int64_t>(OB, g.o - o0);
         const T* wb = wpack + blk * taps * OB;
         T* yb = y + (n * g.o + o0) * plane;
+        // NOTE: locals, not the lambdas' captures: the compiler cannot tell that the stores to y
+        // leave the captures unchanged, and reloaded them for every store (a scalar epilogue as
+        // long as the tile's FMAs, on the ports the 512-bit FMAs leave).
+        const int64_t c = g.c, pl = plane, wl = wo, sp = span;
+        const T* const xl = xs;
+        const bool has_bias = b != nullptr;
+        T bias[OB];
+        for (int q = 0; q < OB; ++q) bias[q] = has_bias && q < ob ? b[o0 + q] : T(0);
         // The grid of vectors starts a lines before the plane, so vector starts are aligned.
         const int64_t a = static_cast<int64_t>(reinterpret_cast<uintptr_t>(yb) / sizeof(T) % W);
-        const int64_t nvec = ceil_div(plane + a, W);
+        const int64_t nvec = ceil_div(pl + a, W);
         for (int64_t k0 = 0; k0 < nvec; k0 += NV) {
           const int64_t q0 = k0 * W - a;
           Reg acc[OB][NV];
           zero_tile<T>(acc);
           const T* wt = wb;
-          for (int64_t ci = 0; ci < g.c; ++ci) {
+          for (int64_t ci = 0; ci < c; ++ci) {
             for (int64_t i = 0; i < kh; ++i) {
-              const T* xr = xs + ci * kw * span + W + q0 + i * wo;
-              for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j * span);
+              const T* xr = xl + ci * kw * sp + W + q0 + i * wl;
+              for (int64_t j = 0; j < kw; ++j, wt += OB) rank1_update<T>(acc, wt, xr + j * sp);
             }
+          }
+          if (ob == OB && q0 >= 0 && q0 + NV * W <= pl) {
+            // Inside the plane, a whole channel block: plain stores, no per-vector checks.
+#pragma GCC unroll 16
+            for (int q = 0; q < OB; ++q) {
+              const Reg bq = S::set1(bias[q]);
+#pragma GCC unroll 4
+              for (int v = 0; v < NV; ++v) {
+                Reg r = acc[q][v];
+                if (has_bias) r = S::add(r, bq);
+                S::storeu(yb + q * pl + q0 + v * W, epi::activate<Act, T>(r));
+              }
+            }
+            continue;
           }
 #pragma GCC unroll 16
           for (int q = 0; q < OB; ++q) {
             if (q >= ob) break;
-            T* yq = yb + q * plane;
-            const Reg bias = b != nullptr ? S::set1(b[o0 + q]) : S::zero();
+            T* yq = yb + q * pl;
+            const Reg bq = S::set1(bias[q]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) {
               const int64_t pos = q0 + v * W;
-              if (pos >= plane) break;
+              if (pos >= pl) break;
               Reg r = acc[q][v];
-              if (b != nullptr) r = S::add(r, bias);
+              if (has_bias) r = S::add(r, bq);
               r = epi::activate<Act, T>(r);
-              if (pos >= 0 && pos + W <= plane) {
+              if (pos >= 0 && pos + W <= pl) {
                 S::storeu(yq + pos, r);
               } else {
                 store_lanes<T>(yq + pos, r, static_cast<int>(std::max<int64_t>(0, -pos)),
-                               static_cast<int>(std::min<int64_t>(W, plane - pos)));
+                               static_cast<int>(std::min<int64_t>(W, pl - pos)));
               }
             }
           }
