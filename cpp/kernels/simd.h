@@ -98,11 +98,13 @@ struct Simd<float> {
   }
   static Reg abs(Reg a) { return _mm512_abs_ps(a); }
   static Reg neg(Reg a) { return _mm512_xor_ps(a, set1(-0.0f)); }
-  // One ternary-logic op: bitwise m ? sign : mag (0xAC) with m the sign bit.
+  // One ternary-logic op: bitwise m ? sign : mag (0xB8 for operands mag, m, sign) with m the sign
+  // bit. NOTE: mag first, as the operand the instruction overwrites: with the constant m there,
+  // every call copied m to a fresh register first.
   static Reg copysign(Reg mag, Reg sign) {
     const __m512i m = _mm512_castps_si512(set1(-0.0f));
     return _mm512_castsi512_ps(
-        _mm512_ternarylogic_epi32(m, _mm512_castps_si512(mag), _mm512_castps_si512(sign), 0xAC));
+        _mm512_ternarylogic_epi32(_mm512_castps_si512(mag), m, _mm512_castps_si512(sign), 0xB8));
   }
   static Reg pow2i(Reg n) { return _mm512_scalef_ps(set1(1.0f), n); }
   static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_ps(x, n); }
@@ -158,11 +160,12 @@ struct Simd<double> {
   }
   static Reg abs(Reg a) { return _mm512_abs_pd(a); }
   static Reg neg(Reg a) { return _mm512_xor_pd(a, set1(-0.0)); }
-  // One ternary-logic op: bitwise m ? sign : mag (0xAC) with m the sign bit.
+  // One ternary-logic op: bitwise m ? sign : mag (0xB8 for operands mag, m, sign) with m the sign
+  // bit; mag first, as Simd<float>::copysign.
   static Reg copysign(Reg mag, Reg sign) {
     const __m512i m = _mm512_castpd_si512(set1(-0.0));
     return _mm512_castsi512_pd(
-        _mm512_ternarylogic_epi64(m, _mm512_castpd_si512(mag), _mm512_castpd_si512(sign), 0xAC));
+        _mm512_ternarylogic_epi64(_mm512_castpd_si512(mag), m, _mm512_castpd_si512(sign), 0xB8));
   }
   static Reg pow2i(Reg n) { return _mm512_scalef_pd(set1(1.0), n); }
   static Reg ldexp(Reg x, Reg n) { return _mm512_scalef_pd(x, n); }
