@@ -42,11 +42,11 @@ struct ExpConst<double> {
   static constexpr int degree = 13;  // Taylor (exp_poly, expm1_poly): r^14/14! < 2^-57
 };
 
-// x (+ lo, a low part of the argument, when kWithLo) = n ln2 + r for x in [lo, hi] or NaN (no
-// clamp): returns r, writes n.
+// x (+ lo, a low part of the argument, read only when kWithLo) = n ln2 + r for x in
+// [ExpConst::lo, ExpConst::hi] or NaN (no clamp here): returns r, writes n.
 template <typename T, bool kWithLo = false>
-inline typename Simd<T>::Reg reduce_ln2(typename Simd<T>::Reg x, typename Simd<T>::Reg lo,
-                                        typename Simd<T>::Reg* n_out) {
+inline typename Simd<T>::Reg reduce_ln2(typename Simd<T>::Reg x, typename Simd<T>::Reg* n_out,
+                                        typename Simd<T>::Reg lo = Simd<T>::zero()) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   const auto magic = S::set1(C::round_magic);
@@ -65,7 +65,7 @@ inline typename Simd<T>::Reg exp_reduce(typename Simd<T>::Reg x, typename Simd<T
   using S = Simd<T>;
   using C = ExpConst<T>;
   x = S::min(S::set1(C::hi), S::max(S::set1(C::lo), x));
-  return reduce_ln2<T>(x, x, n_out);
+  return reduce_ln2<T>(x, n_out);
 }
 
 // exp(r) - 1 = r + r^2 P(r) for |r| <= ln2/2. float: P of degree 4 fitted for the relative error
@@ -153,8 +153,9 @@ alignas(64) inline constexpr float kExp2Sixteenths[16] = {
 // k may come from any (ak, c) with ak c = a / ln2 as rounded (see exp_neg2). kWithLo = false
 // drops lo and its add (r + 0 would only turn a -0 into +0, which changes no result).
 template <typename T, bool kWithLo>
-inline typename Simd<T>::Reg exp_table16_core(typename Simd<T>::Reg a, typename Simd<T>::Reg lo,
-                                              typename Simd<T>::Reg ak, typename Simd<T>::Reg c) {
+inline typename Simd<T>::Reg exp_table16_core(typename Simd<T>::Reg a, typename Simd<T>::Reg ak,
+                                              typename Simd<T>::Reg c,
+                                              typename Simd<T>::Reg lo = Simd<T>::zero()) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   const auto magic = S::set1(786432.0f);  // 1.5 * 2^19
@@ -173,16 +174,18 @@ inline typename Simd<T>::Reg exp_table16_core(typename Simd<T>::Reg a, typename 
 template <typename T>
 constexpr bool kExpTable16 = sizeof(T) == 4 && HasLookup16<T>::value;
 
-// exp(x + lo) for x in [lo, hi] (clamped by the caller) or NaN, with lo (when kWithLo) as in
-// exp_table16: the one exp below every clamp variant.
+// exp(x + lo) for x in [ExpConst::lo, ExpConst::hi] (clamped by the caller) or NaN, lo a low part
+// of the argument read only when kWithLo (as in exp_table16_core): the one exp below every clamp
+// variant.
 template <typename T, bool kWithLo = false>
-inline typename Simd<T>::Reg exp_unclamped(typename Simd<T>::Reg x, typename Simd<T>::Reg lo) {
+inline typename Simd<T>::Reg exp_unclamped(typename Simd<T>::Reg x,
+                                           typename Simd<T>::Reg lo = Simd<T>::zero()) {
   using S = Simd<T>;
   if constexpr (kExpTable16<T>) {
-    return exp_table16_core<T, kWithLo>(x, lo, x, S::set1(T(kLog2e)));
+    return exp_table16_core<T, kWithLo>(x, x, S::set1(T(kLog2e)), lo);
   } else {
     typename S::Reg n;
-    const auto r = reduce_ln2<T, kWithLo>(x, lo, &n);
+    const auto r = reduce_ln2<T, kWithLo>(x, &n, lo);
     return S::ldexp(exp_poly<T>(r), n);
   }
 }
@@ -193,7 +196,7 @@ inline typename Simd<T>::Reg exp(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   using C = ExpConst<T>;
   x = S::min(S::set1(C::hi), S::max(S::set1(C::lo), x));
-  return exp_unclamped<T>(x, x);
+  return exp_unclamped<T>(x);
 }
 
 // exp(x) for x <= 0 (or NaN): no overflow clamp.
@@ -201,7 +204,7 @@ template <typename T>
 inline typename Simd<T>::Reg exp_nonpositive(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   x = S::max(S::set1(ExpConst<T>::lo), x);  // NaN stays
-  return exp_unclamped<T>(x, x);
+  return exp_unclamped<T>(x);
 }
 
 // exp(x) - 1 without cancellation near 0: 2^n em + (2^n - 1), em = exp(r) - 1, both terms exact
@@ -253,8 +256,7 @@ inline typename Simd<T>::Reg exp_neg2(typename Simd<T>::Reg a) {
   using S = Simd<T>;
   if constexpr (kExpTable16<T>) {
     a = S::min(S::set1(ExpConst<T>::lo / T(-2)), a);  // NaN stays (second operand)
-    return exp_table16_core<T, false>(S::mul(S::set1(T(-2)), a), a, a,
-                                      S::set1(T(-2) * T(kLog2e)));
+    return exp_table16_core<T, false>(S::mul(S::set1(T(-2)), a), a, S::set1(T(-2) * T(kLog2e)));
   } else {
     return exp<T>(S::mul(S::set1(T(-2)), a));
   }
@@ -523,7 +525,7 @@ template <typename T>
 inline typename Simd<T>::Reg exp_bounded(typename Simd<T>::Reg x) {
   using S = Simd<T>;
   x = S::max(S::set1(SplitExpConst<T>::lo), x);  // a NaN x stays (second operand)
-  return exp_unclamped<T>(x, x);
+  return exp_unclamped<T>(x);
 }
 
 // Lane 0 of v.
