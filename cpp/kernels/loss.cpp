@@ -74,15 +74,22 @@ inline RowExp<T> row_softmax_exp(const T* zr, T* gr, int64_t k, const T* next) {
   return r;
 }
 
-// Runs row_loss = row_fn(r, r1) over rows in parallel (r1: the end of the block of rows the
-// thread works on, for prefetching) and sums the row losses in row order.
+// Runs row_fn(r, r1) for every row r < n of length k, in parallel (r1: the end of the block of
+// rows the thread works on, for prefetching).
+template <typename RowFn>
+void for_each_row(int64_t n, int64_t k, RowFn row_fn) {
+  for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) row_fn(r, r1);
+  });
+}
+
+// Runs row_loss = row_fn(r, r1) over rows in parallel (see for_each_row) and sums the row losses
+// in row order.
 template <typename RowFn>
 double sum_over_rows(int64_t n, int64_t k, RowFn row_fn) {
   if (n <= 0) return 0.0;
   std::vector<double> loss(static_cast<size_t>(n));
-  for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_fn(r, r1);
-  });
+  for_each_row(n, k, [&](int64_t r, int64_t r1) { loss[static_cast<size_t>(r)] = row_fn(r, r1); });
   double s = 0.0;
   for (double v : loss) s += v;
   return s;
@@ -222,16 +229,14 @@ double softmax_ce_index(const T* z, const int64_t* labels, T* grad, int64_t n, i
   std::vector<double> parts(static_cast<size_t>(2 * n));
   double* base = parts.data();
   double* ratio = base + n;
-  for_each_row_block(n, k, kRowsGrain, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* zr = z + r * k;
-      T* gr = grad + r * k;
-      const int64_t y = labels[r];
-      const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
-      ce_grad_row<T>(gr, nullptr, y, k, row.sum, scale);
-      base[r] = static_cast<double>(row.max) - static_cast<double>(zr[y]);
-      ratio[r] = row.ratio;
-    }
+  for_each_row(n, k, [&](int64_t r, int64_t r1) {
+    const T* zr = z + r * k;
+    T* gr = grad + r * k;
+    const int64_t y = labels[r];
+    const RowExp<T> row = row_softmax_exp(zr, gr, k, vmath::next_row(z, grad, r, r1, n, k));
+    ce_grad_row<T>(gr, nullptr, y, k, row.sum, scale);
+    base[r] = static_cast<double>(row.max) - static_cast<double>(zr[y]);
+    ratio[r] = row.ratio;
   });
   // Summed in row order, as sum_over_rows does.
   double s = 0.0;
