@@ -1,5 +1,6 @@
 #include "bindings/common.h"
 
+#include <cmath>
 #include <limits>
 #include <utility>
 
@@ -306,6 +307,83 @@ void require_disjoint_outs(const std::vector<py::array>& outs, const std::vector
       }
     }
   }
+}
+
+std::string real_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
+
+double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
+  const std::string where = std::string(fn) + ": " + arg;
+  const std::string type_name = py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
+  // NOTE: leaked on purpose (see is_masked_array in common.cpp).
+  static PyObject* np_generic =
+      py::object(py::module_::import("numpy").attr("generic")).release().ptr();
+  bool integral = false;
+  if (py::isinstance<py::array>(obj)) {
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const char kind = a.dtype().kind();
+    if (a.ndim() != 0 || (kind != 'f' && kind != 'i' && kind != 'u')) {
+      throw py::type_error(where + " must be a real number, got a " + dtype_str(a) +
+                           " array of shape " + shape_str(a));
+    }
+    integral = kind != 'f';
+  } else if (PyObject_IsInstance(obj.ptr(), np_generic) == 1) {
+    const char kind = py::str(obj.attr("dtype").attr("kind")).cast<std::string>()[0];
+    if (kind != 'f' && kind != 'i' && kind != 'u') {
+      throw py::type_error(where + " must be a real number, got " + type_name);
+    }
+    integral = kind != 'f';
+  } else if (PyBool_Check(obj.ptr()) || !(PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()))) {
+    throw py::type_error(where + " must be a real number, got " + type_name);
+  } else {
+    integral = PyLong_Check(obj.ptr());
+  }
+  double v;
+  if (integral) {
+    py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+    if (!i) throw py::error_already_set();
+    v = PyLong_AsDouble(i.ptr());
+    if (v == -1.0 && PyErr_Occurred()) {  // beyond double's range
+      PyErr_Clear();
+      throw py::value_error(where + " must be finite, got " + std::string(py::str(i)));
+    }
+  } else {
+    v = PyFloat_AsDouble(obj.ptr());
+    if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  }
+  if (!std::isfinite(v)) throw py::value_error(where + " must be finite, got " + real_str(v));
+  if (f32 && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max())) {
+    throw py::value_error(where + " must be finite in float32, got " + real_str(v));
+  }
+  return v;
+}
+
+uint64_t require_uint64(py::handle obj, const char* fn, const char* arg) {
+  const std::string where = std::string(fn) + ": " + arg;
+  if (py::isinstance<py::array>(obj)) {
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    const char kind = a.dtype().kind();
+    if (a.ndim() != 0 || (kind != 'i' && kind != 'u')) {
+      throw py::type_error(where + " must be an integer, got a " + dtype_str(a) +
+                           " array of shape " + shape_str(a));
+    }
+  }
+  if (py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr())) {
+    throw py::type_error(where + " must be an integer, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
+  if (!value) throw py::error_already_set();
+  const bool negative = PyObject_RichCompareBool(value.ptr(), py::int_(0).ptr(), Py_LT) == 1;
+  if (!negative) {
+    const unsigned long long v = PyLong_AsUnsignedLongLong(value.ptr());
+    if (!(v == static_cast<unsigned long long>(-1) && PyErr_Occurred())) {
+      return static_cast<uint64_t>(v);
+    }
+    PyErr_Clear();  // beyond 64 bits
+  }
+  throw py::value_error(where + " must be in [0, " +
+                        std::to_string(std::numeric_limits<uint64_t>::max()) + "], got " +
+                        std::string(py::str(value)));
 }
 
 }  // namespace bind

@@ -51,6 +51,19 @@ void require_ndim(const py::array& a, int ndim, const char* fn, const char* arg,
 // (a huge int such as 2**70 included).
 int64_t require_int(py::handle obj, const char* fn, const char* arg, int64_t lo, int64_t hi);
 
+// An unsigned 64-bit integer (a seed): as require_int, range [0, 2**64 - 1].
+uint64_t require_uint64(py::handle obj, const char* fn, const char* arg);
+
+// A real option: a Python int or float, or a NumPy integer/floating scalar or 0-d array; bool,
+// complex, str, None, lists and larger arrays are a TypeError (pybind11's own conversion would
+// take bool and any __float__, and name neither the function nor the argument). The value must
+// be finite and, when f32, within float32's range (a larger double converted to float is
+// undefined behaviour).
+double require_real(py::handle obj, const char* fn, const char* arg, bool f32);
+
+// Python's str() of a float, e.g. "1.0", "nan".
+std::string real_str(double v);
+
 // Product of sizes, raising ValueError if it (or, for an empty shape, the product of its non-zero
 // sizes, which NumPy also refuses) overflows int64 or exceeds what can be addressed.
 int64_t checked_product(const Shape& shape, const char* fn, const char* what);

@@ -61,59 +61,6 @@ void require_finite(double value, const char* fn, const char* arg) {
   }
 }
 
-std::string real_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
-
-// A real option: a Python int or float, or a NumPy integer/floating scalar or 0-d array; bool,
-// complex, str, None, lists and larger arrays are a TypeError (pybind11's own conversion would
-// take bool and any __float__, and name neither the function nor the argument). The value must
-// be finite and, for float32 state, within float32's range (a larger double converted to float is
-// undefined behaviour).
-double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
-  const std::string where = std::string(fn) + ": " + arg;
-  const std::string type_name = py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
-  // NOTE: leaked on purpose (see is_masked_array in common.cpp).
-  static PyObject* np_generic =
-      py::object(py::module_::import("numpy").attr("generic")).release().ptr();
-  bool integral = false;
-  if (py::isinstance<py::array>(obj)) {
-    py::array a = py::reinterpret_borrow<py::array>(obj);
-    const char kind = a.dtype().kind();
-    if (a.ndim() != 0 || (kind != 'f' && kind != 'i' && kind != 'u')) {
-      throw py::type_error(where + " must be a real number, got a " + dtype_str(a) +
-                           " array of shape " + shape_str(a));
-    }
-    integral = kind != 'f';
-  } else if (PyObject_IsInstance(obj.ptr(), np_generic) == 1) {
-    const char kind = py::str(obj.attr("dtype").attr("kind")).cast<std::string>()[0];
-    if (kind != 'f' && kind != 'i' && kind != 'u') {
-      throw py::type_error(where + " must be a real number, got " + type_name);
-    }
-    integral = kind != 'f';
-  } else if (PyBool_Check(obj.ptr()) || !(PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()))) {
-    throw py::type_error(where + " must be a real number, got " + type_name);
-  } else {
-    integral = PyLong_Check(obj.ptr());
-  }
-  double v;
-  if (integral) {
-    py::int_ i = py::reinterpret_steal<py::int_>(PyNumber_Index(obj.ptr()));
-    if (!i) throw py::error_already_set();
-    v = PyLong_AsDouble(i.ptr());
-    if (v == -1.0 && PyErr_Occurred()) {  // beyond double's range
-      PyErr_Clear();
-      throw py::value_error(where + " must be finite, got " + std::string(py::str(i)));
-    }
-  } else {
-    v = PyFloat_AsDouble(obj.ptr());
-    if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
-  }
-  if (!std::isfinite(v)) throw py::value_error(where + " must be finite, got " + real_str(v));
-  if (f32 && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max())) {
-    throw py::value_error(where + " must be finite in float32, got " + real_str(v));
-  }
-  return v;
-}
-
 void sgd_step(py::handle p_obj, py::handle g_obj, py::handle v_obj, py::handle lr_obj,
               py::handle momentum_obj) {
   const char* fn = "sgd_step";

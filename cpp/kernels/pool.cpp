@@ -1,4 +1,4 @@
-// Max pooling kernels; compiled once per ISA.
+// Max, average and global average pooling kernels; compiled once per ISA.
 #include "kernels/pool.h"
 
 #include <algorithm>
@@ -165,6 +165,175 @@ void pool_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
   }
 }
 
+
+// Pairs (lo, hi) of registers holding q0 q0 q1 q1 ...: the inverse of deinterleave(v, v).
+#if defined(NNFAST_SIMD_AVX512)
+inline void duplicate_lanes(__m512 q, __m512* lo, __m512* hi) {
+  const __m512i il = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const __m512i ih = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  *lo = _mm512_permutexvar_ps(il, q);
+  *hi = _mm512_permutexvar_ps(ih, q);
+}
+inline void duplicate_lanes(__m512d q, __m512d* lo, __m512d* hi) {
+  const __m512i il = _mm512_setr_epi64(0, 0, 1, 1, 2, 2, 3, 3);
+  const __m512i ih = _mm512_setr_epi64(4, 4, 5, 5, 6, 6, 7, 7);
+  *lo = _mm512_permutexvar_pd(il, q);
+  *hi = _mm512_permutexvar_pd(ih, q);
+}
+#elif defined(NNFAST_SIMD_AVX2)
+inline void duplicate_lanes(__m256 q, __m256* lo, __m256* hi) {
+  const __m256 a = _mm256_unpacklo_ps(q, q), b = _mm256_unpackhi_ps(q, q);  // per 128-bit half
+  *lo = _mm256_permute2f128_ps(a, b, 0x20);
+  *hi = _mm256_permute2f128_ps(a, b, 0x31);
+}
+inline void duplicate_lanes(__m256d q, __m256d* lo, __m256d* hi) {
+  const __m256d a = _mm256_unpacklo_pd(q, q), b = _mm256_unpackhi_pd(q, q);
+  *lo = _mm256_permute2f128_pd(a, b, 0x20);
+  *hi = _mm256_permute2f128_pd(a, b, 0x31);
+}
+#elif defined(NNFAST_SIMD_SSE)
+inline void duplicate_lanes(__m128 q, __m128* lo, __m128* hi) {
+  *lo = _mm_unpacklo_ps(q, q);
+  *hi = _mm_unpackhi_ps(q, q);
+}
+inline void duplicate_lanes(__m128d q, __m128d* lo, __m128d* hi) {
+  *lo = _mm_unpacklo_pd(q, q);
+  *hi = _mm_unpackhi_pd(q, q);
+}
+#else
+template <typename T>
+inline void duplicate_lanes(T q, T* lo, T* hi) {
+  *lo = q;
+  *hi = q;
+}
+#endif
+
+// Division by a window's element count n: a multiplication by 1/n where n is a power of two
+// (the same bits: both round the exact quotient once), so the common 2x2 window never divides.
+template <typename T>
+struct CountDivider {
+  T n, inv;
+  bool pow2;
+  explicit CountDivider(int64_t count)
+      : n(static_cast<T>(count)), inv(T(1) / static_cast<T>(count)),
+        pow2(count > 0 && (count & (count - 1)) == 0) {}
+  T operator()(T s) const { return pow2 ? s * inv : s / n; }
+  typename Simd<T>::Reg operator()(typename Simd<T>::Reg s) const {
+    return pow2 ? Simd<T>::mul(s, Simd<T>::set1(inv)) : Simd<T>::div(s, Simd<T>::set1(n));
+  }
+};
+
+// The scalar specification of average pooling: the sum of window (oy, ox), row by row.
+template <typename T>
+inline T avg_window_sum(const T* plane, const Pool2dGeometry& g, int64_t oy, int64_t ox) {
+  const T* p = plane + oy * g.sh * g.w + ox * g.sw;
+  T s = T(0);
+  for (int64_t di = 0; di < g.ph; ++di, p += g.w) {
+    T r = p[0];
+    for (int64_t dj = 1; dj < g.pw; ++dj) r += p[dj];
+    s = di == 0 ? r : s + r;
+  }
+  return s;
+}
+
+// One output row of average pooling with windows 2 wide at column stride 2 (any height and row
+// stride): each window row's 2W inputs deinterleaved and added pairwise, then the rows added, in
+// avg_window_sum's order.
+template <typename T>
+void avg_row_w2s2(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
+                  const CountDivider<T>& div) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  for (int64_t ox = 0; ox < g.wo; ox += W) {
+    const int64_t lanes = std::min<int64_t>(W, g.wo - ox);
+    const int64_t n_lo = std::min<int64_t>(W, 2 * lanes), n_hi = 2 * lanes - n_lo;
+    const T* p = plane + oy * g.sh * g.w + 2 * ox;
+    Reg s = S::zero();
+    for (int64_t di = 0; di < g.ph; ++di, p += g.w) {
+      Reg e, o;
+      if (lanes == W) {
+        deinterleave(S::loadu(p), S::loadu(p + W), &e, &o);
+      } else {
+        deinterleave(S::load_partial(p, n_lo), S::load_partial(p + W, n_hi), &e, &o);
+      }
+      const Reg r = S::add(e, o);
+      s = di == 0 ? r : S::add(s, r);
+    }
+    if (lanes == W) {
+      S::storeu(yrow + ox, div(s));
+    } else {
+      S::store_partial(yrow + ox, div(s), lanes);
+    }
+  }
+}
+
+// One output row of average pooling at column stride 1 (any window): W windows at a time, each
+// window element a contiguous load, in avg_window_sum's order.
+template <typename T>
+void avg_row_s1(const T* plane, const Pool2dGeometry& g, int64_t oy, T* yrow,
+                const CountDivider<T>& div) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  for (int64_t ox = 0; ox < g.wo; ox += W) {
+    const int64_t lanes = std::min<int64_t>(W, g.wo - ox);
+    const auto load = [&](const T* at) {
+      return lanes == W ? S::loadu(at) : S::load_partial(at, lanes);
+    };
+    const T* p = plane + oy * g.sh * g.w + ox;
+    Reg s = S::zero();
+    for (int64_t di = 0; di < g.ph; ++di, p += g.w) {
+      Reg r = load(p);
+      for (int64_t dj = 1; dj < g.pw; ++dj) r = S::add(r, load(p + dj));
+      s = di == 0 ? r : S::add(s, r);
+    }
+    if (lanes == W) {
+      S::storeu(yrow + ox, div(s));
+    } else {
+      S::store_partial(yrow + ox, div(s), lanes);
+    }
+  }
+}
+
+// Input row r of one plane's average-pooling gradient, windows 2 wide at column stride 2 that
+// do not overlap vertically (sh >= ph): q = 0 + grad_y / n of output row oy, each duplicated into
+// its window's two columns (qrow null: the row is in no window), zeros after the last window.
+template <typename T>
+void avg_backward_row_w2s2(const T* qrow, T* xrow, const Pool2dGeometry& g,
+                           const CountDivider<T>& div) {
+  using S = Simd<T>;
+  using Reg = typename S::Reg;
+  constexpr int W = S::width;
+  int64_t covered = 0;
+  if (qrow != nullptr) {
+    covered = 2 * g.wo;
+    for (int64_t ox = 0; ox < g.wo; ox += W) {
+      const int64_t lanes = std::min<int64_t>(W, g.wo - ox);
+      const Reg gq = lanes == W ? S::loadu(qrow + ox) : S::load_partial(qrow + ox, lanes);
+      // NOTE: 0 + q, as the accumulating general path gives (a -0.0 gradient becomes +0.0).
+      const Reg q = S::add(S::zero(), div(gq));
+      Reg lo, hi;
+      duplicate_lanes(q, &lo, &hi);
+      T* p = xrow + 2 * ox;
+      if (lanes == W) {
+        S::storeu(p, lo);
+        S::storeu(p + W, hi);
+      } else {
+        const int64_t n_lo = std::min<int64_t>(W, 2 * lanes), n_hi = 2 * lanes - n_lo;
+        S::store_partial(p, lo, n_lo);
+        if (n_hi > 0) S::store_partial(p + W, hi, n_hi);
+      }
+    }
+  }
+  std::fill(xrow + covered, xrow + g.w, T(0));
+}
+
+// Grain of the plane loops: about 32k input elements per task.
+inline int64_t plane_grain(int64_t in_plane) {
+  return std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, in_plane));
+}
+
 }  // namespace
 
 template <typename T>
@@ -240,6 +409,106 @@ template int64_t max_pool2d_backward<float>(const float*, const int64_t*, float*
                                             const Pool2dGeometry&, bool);
 template int64_t max_pool2d_backward<double>(const double*, const int64_t*, double*,
                                              const Pool2dGeometry&, bool);
+
+template <typename T>
+void avg_pool2d_forward(const T* x, T* y, const Pool2dGeometry& g) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+  if (g.planes == 0 || out_plane == 0) return;
+  const CountDivider<T> div(g.ph * g.pw);
+  const bool w2s2 = g.pw == 2 && g.sw == 2, s1 = g.sw == 1;
+  // Output rows are independent: split them (not planes) so one large plane uses every thread.
+  const int64_t rows = g.planes * g.ho;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / std::max<int64_t>(1, g.ph * g.w));
+  runtime::parallel_for(rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t p = r / g.ho, oy = r % g.ho;
+      const T* plane = x + p * in_plane;
+      T* yrow = y + p * out_plane + oy * g.wo;
+      if (w2s2) {
+        avg_row_w2s2(plane, g, oy, yrow, div);
+      } else if (s1) {
+        avg_row_s1(plane, g, oy, yrow, div);
+      } else {
+        for (int64_t ox = 0; ox < g.wo; ++ox) yrow[ox] = div(avg_window_sum(plane, g, oy, ox));
+      }
+    }
+  });
+}
+
+template <typename T>
+void avg_pool2d_backward(const T* grad_y, T* grad_x, const Pool2dGeometry& g) {
+  const int64_t in_plane = g.h * g.w, out_plane = g.ho * g.wo;
+  if (g.planes == 0 || in_plane == 0) return;
+  const CountDivider<T> div(g.ph * g.pw);
+  const bool w2s2 = g.pw == 2 && g.sw == 2 && g.sh >= g.ph;
+  runtime::parallel_for(g.planes, plane_grain(in_plane), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const T* gp = grad_y + p * out_plane;
+      T* xp = grad_x + p * in_plane;
+      if (w2s2) {
+        for (int64_t r = 0; r < g.h; ++r) {
+          const int64_t oy = r / g.sh;
+          const bool in_window = oy < g.ho && r - oy * g.sh < g.ph;
+          avg_backward_row_w2s2(in_window ? gp + oy * g.wo : nullptr, xp + r * g.w, g, div);
+        }
+        continue;
+      }
+      // The specification: zeros, then each window's share added in output order.
+      std::fill(xp, xp + in_plane, T(0));
+      for (int64_t oy = 0; oy < g.ho; ++oy) {
+        for (int64_t ox = 0; ox < g.wo; ++ox) {
+          const T q = div(gp[oy * g.wo + ox]);
+          T* w0 = xp + oy * g.sh * g.w + ox * g.sw;
+          for (int64_t di = 0; di < g.ph; ++di) {
+            for (int64_t dj = 0; dj < g.pw; ++dj) w0[di * g.w + dj] += q;
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void global_avg_pool2d_forward(const T* x, T* y, int64_t planes, int64_t hw) {
+  using D = Simd<double>;
+  constexpr int W = D::width;
+  if (planes == 0) return;
+  runtime::parallel_for(planes, plane_grain(hw), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const T* xp = x + p * hw;
+      auto a0 = D::zero(), a1 = D::zero(), a2 = D::zero(), a3 = D::zero();
+      int64_t i = 0;
+      for (; i + 4 * W <= hw; i += 4 * W) {
+        a0 = D::add(a0, D::load_from(xp + i));
+        a1 = D::add(a1, D::load_from(xp + i + W));
+        a2 = D::add(a2, D::load_from(xp + i + 2 * W));
+        a3 = D::add(a3, D::load_from(xp + i + 3 * W));
+      }
+      for (; i + W <= hw; i += W) a0 = D::add(a0, D::load_from(xp + i));
+      if (i < hw) a1 = D::add(a1, D::load_from_partial(xp + i, hw - i));
+      const double s = D::reduce_add(D::add(D::add(a0, a1), D::add(a2, a3)));
+      y[p] = static_cast<T>(s / static_cast<double>(hw));
+    }
+  });
+}
+
+template <typename T>
+void global_avg_pool2d_backward(const T* grad_y, T* grad_x, int64_t planes, int64_t hw) {
+  if (planes == 0 || hw == 0) return;
+  const CountDivider<T> div(hw);
+  runtime::parallel_for(planes, plane_grain(hw), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) std::fill(grad_x + p * hw, grad_x + (p + 1) * hw, div(grad_y[p]));
+  });
+}
+
+template void avg_pool2d_forward<float>(const float*, float*, const Pool2dGeometry&);
+template void avg_pool2d_forward<double>(const double*, double*, const Pool2dGeometry&);
+template void avg_pool2d_backward<float>(const float*, float*, const Pool2dGeometry&);
+template void avg_pool2d_backward<double>(const double*, double*, const Pool2dGeometry&);
+template void global_avg_pool2d_forward<float>(const float*, float*, int64_t, int64_t);
+template void global_avg_pool2d_forward<double>(const double*, double*, int64_t, int64_t);
+template void global_avg_pool2d_backward<float>(const float*, float*, int64_t, int64_t);
+template void global_avg_pool2d_backward<double>(const double*, double*, int64_t, int64_t);
 
 }  // namespace NNFAST_ISA_NS
 }  // namespace nnfast

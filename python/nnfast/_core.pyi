@@ -252,6 +252,31 @@ def max_pool2d_backward(
 ) -> FloatArray:
     """grad_y scattered (added) into zeros of input_shape at validated indices."""
 
+def avg_pool2d(
+    x: FloatArray,
+    pool_size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """Mean over pool_size windows (floor mode, no padding)."""
+
+def avg_pool2d_backward(
+    grad_y: FloatArray,
+    input_shape: tuple[int, ...],
+    pool_size: IntOrPair = 2,
+    stride: IntOrPair | None = None,
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """grad_x: each window's grad_y / (ph * pw) added over the window."""
+
+def global_avg_pool2d(x: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """(N, C, H, W) -> (N, C): the mean of each plane."""
+
+def global_avg_pool2d_backward(
+    grad_y: FloatArray, input_shape: tuple[int, int, int, int], out: FloatArray | None = None
+) -> FloatArray:
+    """grad_x of input_shape (N, C, H, W): grad_y / (H * W) over each plane."""
+
 # ---- optimizers (issue 6)
 
 def sgd_step(

@@ -642,6 +642,58 @@ def _rows_pool() -> None:
     )
 
 
+    def avg_setup(backward: bool):
+        def setup(torch: Any) -> dict[str, Impl]:
+            x = _rng().standard_normal((64, 32, 28, 28), dtype=np.float32)
+            g = _rng().standard_normal((64, 32, 14, 14), dtype=np.float32)
+            dst = np.empty_like(x)
+            if not backward:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: F.avg_pool2d(x, 2),
+                    "numpy": lambda: ref.avg_pool2d(x, 2),
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            else:
+
+                def nnfast_step() -> Any:
+                    return F.avg_pool2d(x, 2), F.avg_pool2d_backward(g, x.shape, 2)
+
+                def numpy_step() -> Any:
+                    return ref.avg_pool2d(x, 2), ref.avg_pool2d_backward(g, x.shape, 2)
+
+                impls = {
+                    "nnfast": nnfast_step,
+                    "numpy": numpy_step,
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            if torch is not None:
+                tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+                avg = torch.nn.functional.avg_pool2d
+                if not backward:
+                    impls["torch"] = lambda: avg(tx, 2)
+                else:
+
+                    def torch_step() -> Any:
+                        # Explicit ops, no autograd bookkeeping: torch's fastest route.
+                        return avg(tx, 2), torch.ops.aten.avg_pool2d_backward(
+                            tg, tx, [2, 2], [2, 2], [0, 0], False, True, None
+                        )
+
+                    impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    # Bytes: the forward reads x and writes a quarter of it; the backward reads grad_y (a quarter)
+    # and writes grad_x.
+    ROWS.append(
+        Row("avg_pool2d 2x2 64x32x28x28 f32", "pool", avg_setup(False), bytes=nbytes)
+    )
+    ROWS.append(
+        Row("avg_pool2d 2x2 fwd + bwd 64x32x28x28 f32", "pool", avg_setup(True), bytes=2 * nbytes)
+    )
+
+
 _rows_pool()
 
 

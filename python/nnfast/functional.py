@@ -565,7 +565,15 @@ def conv2d_backward(
 
 
 # ----------------------------------------------------------------------------- pooling
-__all__ += ["flatten", "max_pool2d", "max_pool2d_backward"]
+__all__ += [
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "flatten",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
 
 
 def max_pool2d(
@@ -658,6 +666,134 @@ def max_pool2d_backward(
         indices = np.require(arr, np.int64, ["C", "A"])  # (np.ascontiguousarray keeps misalignment)
     g = as_float_array(grad_y, "max_pool2d_backward", "grad_y")
     return _core.max_pool2d_backward(g, indices, input_shape, pool_size, stride, out)
+
+
+def avg_pool2d(
+    x: Any, pool_size: Any = 2, stride: Any = None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean over each pooling window (floor mode, no padding), NCHW or a single (H, W) plane.
+
+    PyTorch's ``F.avg_pool2d`` without padding: ``y[..., i, j]`` is the mean of the ``ph x pw``
+    window at ``(i * sh, j * sw)``. Each window is summed row by row (each row left to right, the
+    row sums top to bottom) and divided by ``ph * pw``, on every SIMD path: the same bits for any
+    ISA and thread count.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W) or (H, W)
+    pool_size : int or (int, int)
+        Window size, >= 1 and no larger than ``(H, W)``.
+    stride : int or (int, int), optional
+        Defaults to ``pool_size``.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of the result's shape and ``x``'s dtype, not overlapping
+        ``x``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C, Ho, Wo)`` or ``(Ho, Wo)`` with ``Ho = (H - ph) // sh + 1``, ``x``'s dtype.
+    """
+    if type(x) is np.ndarray:
+        try:
+            return _core.avg_pool2d(x, pool_size, stride, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.avg_pool2d(as_float_array(x, "avg_pool2d", "x"), pool_size, stride, out)
+
+
+def avg_pool2d_backward(
+    grad_y: Any,
+    input_shape: Any,
+    pool_size: Any = 2,
+    stride: Any = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d`: each window's ``grad_y / (ph * pw)`` added over it.
+
+    Where windows overlap (stride < pool_size) the shares are added in output order (row by
+    row), each plane by one thread, so the result is the same bits for any thread count.
+
+    Parameters
+    ----------
+    grad_y : array_like, shape (N, C, Ho, Wo) or (Ho, Wo)
+        dL/dy of the forward call's output.
+    input_shape : tuple of 2 or 4 ints
+        The shape of the pooled input.
+    pool_size, stride : int or (int, int)
+        The forward call's window and stride (stride defaults to ``pool_size``); ``grad_y``'s
+        plane must be the pooled size of ``input_shape``.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``input_shape`` and ``grad_y``'s dtype, not overlapping
+        ``grad_y``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``input_shape``, dtype of ``grad_y`` (zero where no window reaches).
+    """
+    fn = "avg_pool2d_backward"
+    if type(grad_y) is np.ndarray:
+        try:
+            return _core.avg_pool2d_backward(grad_y, input_shape, pool_size, stride, out)
+        except _CONVERTIBLE:
+            pass
+    g = as_float_array(grad_y, fn, "grad_y")
+    return _core.avg_pool2d_backward(g, input_shape, pool_size, stride, out)
+
+
+def global_avg_pool2d(x: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Mean of each ``(H, W)`` plane: ``(N, C, H, W) -> (N, C)``, torch's ``x.mean((2, 3))``.
+
+    Each plane is summed in double precision (float32 inputs too) in a fixed order, so the result
+    is the same bits for any thread count; an empty plane gives NaN, as NumPy's mean does.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W)
+    out : numpy.ndarray, optional
+        C-contiguous, writeable ``(N, C)`` array of ``x``'s dtype, not overlapping ``x``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C)``, ``x``'s dtype.
+    """
+    if type(x) is np.ndarray:
+        try:
+            return _core.global_avg_pool2d(x, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.global_avg_pool2d(as_float_array(x, "global_avg_pool2d", "x"), out)
+
+
+def global_avg_pool2d_backward(
+    grad_y: Any, input_shape: Any, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Gradient of :func:`global_avg_pool2d`: ``grad_y[n, c] / (H * W)`` over each plane.
+
+    Parameters
+    ----------
+    grad_y : array_like, shape (N, C)
+    input_shape : tuple of 4 ints (N, C, H, W)
+        The shape of the pooled input; its ``(N, C)`` must be ``grad_y``'s shape.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``input_shape`` and ``grad_y``'s dtype, not overlapping
+        ``grad_y``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``input_shape``, dtype of ``grad_y``.
+    """
+    fn = "global_avg_pool2d_backward"
+    if type(grad_y) is np.ndarray:
+        try:
+            return _core.global_avg_pool2d_backward(grad_y, input_shape, out)
+        except _CONVERTIBLE:
+            pass
+    g = as_float_array(grad_y, fn, "grad_y")
+    return _core.global_avg_pool2d_backward(g, input_shape, out)
 
 
 def flatten(x: Any, start_axis: int = 0) -> np.ndarray:

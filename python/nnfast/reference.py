@@ -14,6 +14,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "adam_step",
+    "avg_pool2d",
+    "avg_pool2d_backward",
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
     "conv2d",
@@ -22,6 +24,8 @@ __all__ = [
     "dense",
     "dense_backward",
     "flatten",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
     "matmul",
     "max_pool2d",
     "max_pool2d_backward",
@@ -258,6 +262,49 @@ def max_pool2d_backward(grad_y: Any, indices: Any, input_shape: Any) -> np.ndarr
     rows = np.repeat(np.arange(planes), idx.shape[-2] * idx.shape[-1])
     np.add.at(gx, (rows, idx.reshape(-1)), gy.reshape(-1))
     return gx.reshape(shape)
+
+
+def avg_pool2d(x: Any, pool_size: Any = 2, stride: Any = None) -> np.ndarray:
+    """Mean over pool windows (floor mode, no padding), NCHW or (H, W)."""
+    x = np.asarray(x)
+    if x.ndim == 2:
+        return avg_pool2d(x[None, None], pool_size, stride)[0, 0]
+    ph, pw = _pair(pool_size)
+    sh, sw = _pair(pool_size if stride is None else stride)
+    win = sliding_window_view(x, (ph, pw), axis=(2, 3))[:, :, ::sh, ::sw]
+    return win.sum(axis=(-2, -1)) / (ph * pw)
+
+
+def avg_pool2d_backward(
+    grad_y: Any, input_shape: Any, pool_size: Any = 2, stride: Any = None
+) -> np.ndarray:
+    """Each window's grad_y / (ph * pw) added over the window (overlapping windows summed)."""
+    gy = np.asarray(grad_y)
+    shape = tuple(input_shape)
+    if len(shape) == 2:
+        return avg_pool2d_backward(gy[None, None], (1, 1, *shape), pool_size, stride)[0, 0]
+    ph, pw = _pair(pool_size)
+    sh, sw = _pair(pool_size if stride is None else stride)
+    ho, wo = gy.shape[2:]
+    gx = np.zeros(shape, dtype=gy.dtype)
+    q = gy / (ph * pw)
+    for i in range(ph):
+        for j in range(pw):
+            gx[:, :, i : i + sh * ho : sh, j : j + sw * wo : sw] += q
+    return gx
+
+
+def global_avg_pool2d(x: Any) -> np.ndarray:
+    """(N, C, H, W) -> (N, C): the mean of each plane (NaN for an empty plane)."""
+    x = np.asarray(x)
+    return x.sum(axis=(2, 3)) / (x.shape[2] * x.shape[3])
+
+
+def global_avg_pool2d_backward(grad_y: Any, input_shape: Any) -> np.ndarray:
+    """grad_y[n, c] / (H * W) broadcast over each plane of input_shape."""
+    gy = np.asarray(grad_y)
+    n, c, h, w = tuple(input_shape)
+    return np.broadcast_to((gy / (h * w))[:, :, None, None], (n, c, h, w)).copy()
 
 
 def flatten(x: Any, start_axis: int = 0) -> np.ndarray:

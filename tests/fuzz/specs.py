@@ -447,6 +447,83 @@ _add(
 )
 
 
+def _avg_backward_kwargs(rng: np.random.Generator, dtype: Any, sizes: dict[str, Any]) -> dict:
+    shape = (sizes["N"], sizes["C"], sizes["H"], sizes["W"])
+    pool, stride = sizes.get("pool_size", 2), sizes.get("stride")
+    gy_shape = ref.avg_pool2d(np.zeros(shape), pool, stride).shape
+    return {
+        "grad_y": np.asarray(rng.standard_normal(gy_shape)).astype(dtype),
+        "input_shape": shape,
+        "pool_size": pool,
+        "stride": stride,
+        "out": None,
+    }
+
+
+_add(
+    Spec(
+        "avg_pool2d",
+        {
+            "x": Array(("N", "C", "H", "W"), "(N, C, H, W) or 2 dims (H, W)", other_ndims=(2,)),
+            "pool_size": Int(1, 2**63 - 1, 2, pair=True, big=(2**40,)),
+            "stride": Int(1, 2**63 - 1, None, pair=True, none_ok=True, big=(2**40,)),
+            "out": Out(),
+        },
+        POOL_SIZES,
+        lambda x, pool_size=2, stride=None, out=None: ref.avg_pool2d(x, pool_size, stride),
+        valid=_pool_valid,
+        derived=POOL_DERIVED,
+    )
+)
+_add(
+    Spec(
+        "avg_pool2d_backward",
+        {
+            "grad_y": Array(("N", "C", "HO", "WO"), "like input_shape"),
+            "input_shape": Given(),
+            "pool_size": Int(1, 2**63 - 1, 2, pair=True),
+            "stride": Int(1, 2**63 - 1, None, pair=True, none_ok=True),
+            "out": Out(),
+        },
+        POOL_SIZES,
+        lambda grad_y, input_shape, pool_size=2, stride=None, out=None: (
+            ref.avg_pool2d_backward(grad_y, input_shape, pool_size, stride)
+        ),
+        valid=_pool_valid,
+        derived=POOL_DERIVED,
+        make_valid=_avg_backward_kwargs,
+    )
+)
+
+
+def _global_backward_kwargs(rng: np.random.Generator, dtype: Any, sizes: dict[str, Any]) -> dict:
+    shape = (sizes["N"], sizes["C"], sizes["H"], sizes["W"])
+    return {
+        "grad_y": np.asarray(rng.standard_normal(shape[:2])).astype(dtype),
+        "input_shape": shape,
+        "out": None,
+    }
+
+
+_add(
+    Spec(
+        "global_avg_pool2d",
+        {"x": Array(("N", "C", "H", "W"), "(N, C, H, W)"), "out": Out()},
+        POOL_SIZES,
+        lambda x, out=None: ref.global_avg_pool2d(x),
+    )
+)
+_add(
+    Spec(
+        "global_avg_pool2d_backward",
+        {"grad_y": Array(("N", "C"), "(N, C)"), "input_shape": Given(), "out": Out()},
+        POOL_SIZES,
+        lambda grad_y, input_shape, out=None: ref.global_avg_pool2d_backward(grad_y, input_shape),
+        make_valid=_global_backward_kwargs,
+    )
+)
+
+
 # ----------------------------------------------------------------------------- optimizers
 # The in-place updates behind nnfast.optim, called as nnfast._core.sgd_step / adam_step.
 def _sgd_reference(param, grad, velocity=None, lr=0.1, momentum=0.0):
