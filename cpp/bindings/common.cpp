@@ -311,7 +311,7 @@ void require_disjoint_outs(const std::vector<py::array>& outs, const std::vector
 
 std::string real_str(double v) { return py::str(py::float_(v)).cast<std::string>(); }
 
-double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
+double real_value(py::handle obj, const char* fn, const char* arg) {
   const std::string where = std::string(fn) + ": " + arg;
   const std::string type_name = py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
   // NOTE: leaked on purpose (see is_masked_array in common.cpp).
@@ -350,6 +350,12 @@ double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
     v = PyFloat_AsDouble(obj.ptr());
     if (v == -1.0 && PyErr_Occurred()) throw py::error_already_set();
   }
+  return v;
+}
+
+double require_real(py::handle obj, const char* fn, const char* arg, bool f32) {
+  const std::string where = std::string(fn) + ": " + arg;
+  const double v = real_value(obj, fn, arg);
   if (!std::isfinite(v)) throw py::value_error(where + " must be finite, got " + real_str(v));
   if (f32 && std::fabs(v) > static_cast<double>(std::numeric_limits<float>::max())) {
     throw py::value_error(where + " must be finite in float32, got " + real_str(v));

@@ -61,6 +61,10 @@ uint64_t require_uint64(py::handle obj, const char* fn, const char* arg);
 // undefined behaviour).
 double require_real(py::handle obj, const char* fn, const char* arg, bool f32);
 
+// require_real's type checks and conversion without the range checks: the value may be NaN or
+// infinite (an int beyond double's range is still a ValueError).
+double real_value(py::handle obj, const char* fn, const char* arg);
+
 // Python's str() of a float, e.g. "1.0", "nan".
 std::string real_str(double v);
 

@@ -277,6 +277,21 @@ def global_avg_pool2d_backward(
 ) -> FloatArray:
     """grad_x of input_shape (N, C, H, W): grad_y / (H * W) over each plane."""
 
+# ---- dropout (issue 17)
+
+def dropout(x: FloatArray, p: float, seed: int, out: FloatArray | None = None) -> FloatArray:
+    """Inverted dropout: x * keep / (1 - p), keep from Philox4x32-10 over (seed, element index)."""
+
+def dropout_backward(
+    grad_y: FloatArray, p: float, seed: int, out: FloatArray | None = None
+) -> FloatArray:
+    """grad_y * keep / (1 - p): dropout's mask recomputed from (seed, element index)."""
+
+def dropout_mask(
+    shape: tuple[int, ...] | list[int], p: float, seed: int, dtype: npt.DTypeLike
+) -> FloatArray:
+    """The scaled keep mask keep / (1 - p) of dropout for a shape."""
+
 # ---- optimizers (issue 6)
 
 def sgd_step(

@@ -697,6 +697,66 @@ def _rows_pool() -> None:
 _rows_pool()
 
 
+def _rows_dropout() -> None:
+    from . import reference as ref
+
+    n, p, seed = 1 << 20, 0.2, 1234
+
+    def setup_for(backward: bool) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            x = r.standard_normal(n, dtype=np.float32)
+            g = r.standard_normal(n, dtype=np.float32)
+            dst = np.empty_like(x)
+            if not backward:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: F.dropout(x, p, seed),
+                    "numpy": lambda: ref.dropout(x, p, seed),
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            else:
+                impls = {
+                    "nnfast": lambda: (F.dropout(x, p, seed), F.dropout_backward(g, p, seed)),
+                    "numpy": lambda: (ref.dropout(x, p, seed), ref.dropout_backward(g, p, seed)),
+                    "copy": lambda: np.copyto(dst, x),
+                }
+            if torch is not None:
+                tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+                if not backward:
+                    impls["torch"] = lambda: torch.nn.functional.dropout(tx, p, training=True)
+                else:
+
+                    def torch_step() -> Any:
+                        # torch's own kernels without autograd: the forward keeps its mask, the
+                        # backward multiplies by it.
+                        y, mask = torch.ops.aten.native_dropout(tx, p, True)
+                        return y, torch.ops.aten.native_dropout_backward(tg, mask, 1 / (1 - p))
+
+                    impls["torch"] = torch_step
+            return impls
+
+        return setup
+
+    # torch draws its own mask (another generator): its column is checked for shape and kept
+    # fraction only (tests/test_bench_rows.py); NumPy's is nnfast's rule, bit for bit.
+    random = {"random_mask": True}
+    ROWS.append(
+        Row(f"dropout p={p} 1M f32", "dropout", setup_for(False), bytes=8.0 * n, extra=random)
+    )
+    ROWS.append(
+        Row(
+            f"dropout p={p} fwd + bwd 1M f32",
+            "dropout",
+            setup_for(True),
+            bytes=16.0 * n,
+            extra=random,
+        )
+    )
+
+
+_rows_dropout()
+
+
 def _time_once(fn: Impl, inner: int) -> float:
     t0 = time.perf_counter()
     for _ in range(inner):

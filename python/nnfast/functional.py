@@ -838,5 +838,100 @@ def flatten(x: Any, start_axis: int = 0) -> np.ndarray:
     return v
 
 
+# ----------------------------------------------------------------------------- dropout
+__all__ += ["dropout", "dropout_backward", "dropout_mask"]
+
+_DROPOUT_RULE = """The mask depends only on ``(seed, p, element index)`` (flat C order), never on the
+    thread count, the SIMD path or the dtype: element ``i`` is kept when word ``(i >> 4) & 3`` of
+    Philox4x32-10 at counter ``16 * (i >> 6) + (i & 15)``, key ``seed`` (low and high 32 bits), is
+    ``>= floor(p * 2**32)`` (``nnfast.reference.dropout_keep`` is the same rule in NumPy)."""
+
+
+def dropout(x: Any, p: float, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Inverted dropout: ``x * keep / (1 - p)``, each element kept with probability ``1 - p``.
+
+    {rule} Kept elements are multiplied by ``1 / (1 - p)`` (rounded once to ``x``'s dtype), dropped
+    ones by 0, so a dropped NaN or inf gives NaN (as torch's ``x * mask``). ``p = 0`` copies ``x``.
+
+    Parameters
+    ----------
+    x : array_like, any shape
+    p : float
+        Drop probability in [0, 1) (``ValueError`` otherwise, NaN included).
+    seed : int
+        In [0, 2**64); a training loop passes a fresh one per step.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``x``'s shape and dtype; may be ``x`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x``'s shape and dtype (a NumPy scalar for a 0-d input).
+    """
+    if type(x) is np.ndarray:
+        try:
+            return _scalar_if_0d(_core.dropout(x, p, seed, out), out)
+        except _CONVERTIBLE:
+            pass
+    return _scalar_if_0d(_core.dropout(as_float_array(x, "dropout", "x"), p, seed, out), out)
+
+
+def dropout_backward(
+    grad_y: Any, p: float, seed: int, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Gradient of :func:`dropout`: ``grad_y * keep / (1 - p)`` with the forward's mask.
+
+    The mask is recomputed from ``(seed, p, element index)``, not stored: pass the forward call's
+    ``p`` and ``seed`` (and an array of its shape).
+
+    Parameters
+    ----------
+    grad_y : array_like, the forward input's shape
+    p, seed
+        As given to :func:`dropout`.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``grad_y``'s shape and dtype; may be ``grad_y`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``grad_y``'s shape and dtype.
+    """
+    fn = "dropout_backward"
+    if type(grad_y) is np.ndarray:
+        try:
+            return _scalar_if_0d(_core.dropout_backward(grad_y, p, seed, out), out)
+        except _CONVERTIBLE:
+            pass
+    g = as_float_array(grad_y, fn, "grad_y")
+    return _scalar_if_0d(_core.dropout_backward(g, p, seed, out), out)
+
+
+def dropout_mask(shape: Any, p: float, seed: int, dtype: Any = np.float64) -> np.ndarray:
+    """The scaled keep mask ``keep / (1 - p)`` of :func:`dropout` for an array of ``shape``.
+
+    ``dropout(x, p, seed)`` is ``x * dropout_mask(x.shape, p, seed, x.dtype)``, bit for bit.
+
+    Parameters
+    ----------
+    shape : int or tuple of ints
+    p, seed
+        As for :func:`dropout`.
+    dtype : float32 or float64
+        Default float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``shape``, ``dtype``: ``1 / (1 - p)`` where kept, 0 where dropped (ones for ``p = 0``).
+    """
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    return _core.dropout_mask(shape, p, seed, dtype)
+
+
+dropout.__doc__ = (dropout.__doc__ or "").replace("{rule}", _DROPOUT_RULE)
+
+
 # ----------------------------------------------------------------------------- optimizers
 # (issue 6: in-place parameter updates go here)

@@ -23,6 +23,10 @@ __all__ = [
     "conv_padding",
     "dense",
     "dense_backward",
+    "dropout",
+    "dropout_backward",
+    "dropout_keep",
+    "dropout_mask",
     "flatten",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
@@ -31,6 +35,7 @@ __all__ = [
     "max_pool2d_backward",
     "mse_loss",
     "mse_loss_grad",
+    "philox4x32_10",
     "relu",
     "relu_derivative",
     "sgd_step",
@@ -367,6 +372,78 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, np.ndarray]:
     loss = float(-np.sum(onehot * logp) / n) if n else float("nan")
     grad = (np.exp(logp) - onehot) / max(n, 1)
     return loss, grad
+
+
+# ----------------------------------------------------------------------------- dropout
+# The mask rule of cpp/kernels/dropout.h, in NumPy: Philox4x32-10 (Salmon et al., SC11) over the
+# element index, so a test can regenerate nnfast's masks bit for bit.
+
+_PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+_U32 = 0xFFFFFFFF
+
+
+def philox4x32_10(counter: Any, key: Any) -> tuple[np.ndarray, ...]:
+    """Philox4x32-10 of counters ``(c0, c1, c2, c3)`` (arrays of uint32 values) under ``key``.
+
+    ``key`` is ``(k0, k1)``, two ints below 2**32. Returns the four output words as uint32 arrays
+    (Random123's ``philox4x32(ctr, key)``, word i of the result in element i).
+    """
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) for c in np.broadcast_arrays(*counter))
+    k0, k1 = int(key[0]) & _U32, int(key[1]) & _U32
+    for _ in range(10):
+        p0 = c0 * np.uint64(_PHILOX_M[0])  # 32 x 32 -> 64-bit products, exact in uint64
+        p1 = c2 * np.uint64(_PHILOX_M[1])
+        c0, c1, c2, c3 = (
+            (p1 >> np.uint64(32)) ^ c1 ^ np.uint64(k0),
+            p1 & np.uint64(_U32),
+            (p0 >> np.uint64(32)) ^ c3 ^ np.uint64(k1),
+            p0 & np.uint64(_U32),
+        )
+        k0 = (k0 + _PHILOX_W[0]) & _U32
+        k1 = (k1 + _PHILOX_W[1]) & _U32
+    return tuple(c.astype(np.uint32) for c in (c0, c1, c2, c3))
+
+
+def dropout_keep(n: int, p: float, seed: int) -> np.ndarray:
+    """Whether each of n elements (flat C order) is kept: the rule of cpp/kernels/dropout.h.
+
+    Element i takes word ``(i >> 4) & 3`` of Philox4x32-10 at counter ``16 * (i >> 6) + (i & 15)``
+    (low and high 32 bits in counter words 0 and 1, words 2 and 3 zero) under the key
+    ``(seed & 0xFFFFFFFF, seed >> 32)``, and is kept when that word is ``>= floor(p * 2**32)``.
+    """
+    blocks = -(-int(n) // 64)
+    c = (np.arange(blocks, dtype=np.uint64)[:, None] * np.uint64(16)) + np.arange(
+        16, dtype=np.uint64
+    )
+    seed = int(seed)
+    r = philox4x32_10((c & np.uint64(_U32), c >> np.uint64(32), 0, 0), (seed & _U32, seed >> 32))
+    words = np.stack(r, axis=1).reshape(-1)[: int(n)]  # (block, word, lane) -> element order
+    return words >= np.uint32(np.floor(float(p) * 2.0**32))
+
+
+def dropout_mask(shape: Any, p: float, seed: int, dtype: Any = np.float64) -> np.ndarray:
+    """The scaled keep mask ``keep / (1 - p)`` (the scale rounded once to dtype); ones for p = 0."""
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+    n = int(np.prod(shape, dtype=np.int64))
+    if p == 0:
+        return np.ones(shape, dtype)
+    scale = dtype.type(1.0 / (1.0 - float(p)))
+    return np.where(dropout_keep(n, p, seed), scale, dtype.type(0)).reshape(shape)
+
+
+def dropout(x: Any, p: float, seed: int) -> np.ndarray:
+    """Inverted dropout ``x * dropout_mask(x.shape, p, seed)`` (a copy of x for p = 0)."""
+    x = np.asarray(x)
+    if p == 0:
+        return x.copy()
+    return x * dropout_mask(x.shape, p, seed, x.dtype)
+
+
+def dropout_backward(grad_y: Any, p: float, seed: int) -> np.ndarray:
+    """``grad_y * dropout_mask(grad_y.shape, p, seed)``: the forward's mask, recomputed."""
+    return dropout(grad_y, p, seed)
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -524,6 +524,27 @@ _add(
 )
 
 
+# ----------------------------------------------------------------------------- dropout
+DROPOUT_P = Real(0.5, 0.0, 1.0, hi_open=True)
+SEED = Int(0, 2**64 - 1, 0)
+_add(
+    Spec(
+        "dropout",
+        {"x": Array(None), "p": DROPOUT_P, "seed": SEED, "out": Out()},
+        {},
+        lambda x, p=0.5, seed=0, out=None: ref.dropout(x, p, seed),
+    )
+)
+_add(
+    Spec(
+        "dropout_backward",
+        {"grad_y": Array(None), "p": DROPOUT_P, "seed": SEED, "out": Out()},
+        {},
+        lambda grad_y, p=0.5, seed=0, out=None: ref.dropout_backward(grad_y, p, seed),
+    )
+)
+
+
 # ----------------------------------------------------------------------------- optimizers
 # The in-place updates behind nnfast.optim, called as nnfast._core.sgd_step / adam_step.
 def _sgd_reference(param, grad, velocity=None, lr=0.1, momentum=0.0):
