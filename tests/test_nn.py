@@ -18,18 +18,21 @@ def loss_and_grads(model, x, t, loss_name):
     """Loss of one batch and the analytic gradient of every parameter (no update)."""
     loss = get_loss(loss_name)
     fused, transform = model._loss_mode(loss)
-    out = model._transform(model._forward(x), transform)
-    value, grad = loss.value_and_grad(out, t, fused)
-    model._backward(grad, fused)
-    grads = [g.copy() for layer in model._ops for g in layer.gradients().values()]
-    return value, grads
+    model._set_loss_fusion(False, fused)  # the loss gradient is w.r.t. the last pre-activation
+    try:
+        out = model._transform(model.forward(x), transform)
+        value, grad = loss.value_and_grad(out, t, fused)
+        model._backward(grad, False)
+    finally:
+        model._set_loss_fusion(False, False)
+    return value, [g.copy() for g in model.gradients()]
 
 
 def check_gradients(model, x, y, loss_name, h=1e-6, rtol=1e-5, atol=1e-8):
     x = model._as_input(x, "test")
     t = model._targets(y, x.shape[0], get_loss(loss_name), "test")
     _, grads = loss_and_grads(model, x, t, loss_name)
-    params = [p for layer in model._ops for p in layer.parameters().values()]
+    params = model.parameters()
     assert len(params) == len(grads) and params
     for p, g in zip(params, grads):
         num = np.zeros_like(p)
@@ -378,10 +381,10 @@ def test_cross_entropy_trains_on_logits_with_the_same_gradients(name, rng):
     x = model._as_input(rng.standard_normal((9, 4)), "t")
     y = rng.integers(0, n_out, 9)
     value, grads = loss_and_grads(model, x, y, loss)
-    before = [p.copy() for p in model._params]
+    before = [p.copy() for p in model.parameters()]
     lval, out = model._train_step(x, y, get_loss(loss), True, None, nf.SGD(lr=1.0))
     assert lval == pytest.approx(value, rel=1e-12)
-    for p0, p1, g in zip(before, model._params, grads):
+    for p0, p1, g in zip(before, model.parameters(), grads):
         np.testing.assert_allclose(p0 - p1, g, rtol=1e-9, atol=1e-14)
 
 

@@ -150,7 +150,7 @@ def test_layer_gradients_and_outputs_are_reused_buffers(rng):
     layers = [layer for layer in model.layers if layer.parameters()]
 
     def ids():
-        grads = [id(a) for layer in layers for a in layer.gradients().values()]
+        grads = [id(a) for layer in layers for a in layer.gradients()]
         return grads + [id(layer._y) for layer in model._ops if hasattr(layer, "_y")]
 
     before = ids()
@@ -164,7 +164,7 @@ def test_buffers_are_bounded_over_many_batch_sizes(rng):
     want = model.predict_proba(x)
     for n in range(1, 120):  # 119 different sizes
         np.testing.assert_allclose(model.predict_proba(x[:n]), want[:n], rtol=1e-5, atol=1e-7)
-    assert all(len(layer._buffers) <= nn._MAX_BUFFERS for layer in model.layers)
+    assert all(len(layer._cache) <= nn._MAX_BUFFERS for layer in model.layers)
     assert len(model._xbuf) <= nn._MAX_BUFFERS
 
 

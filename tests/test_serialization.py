@@ -33,7 +33,8 @@ def test_round_trip_exact(tmp_path, dtype):
     np.testing.assert_array_equal(m2.predict_proba(X), m.predict_proba(X))
     with np.load(path, allow_pickle=False) as data:  # plain arrays only
         meta = json.loads(data["__nnfast__"].tobytes())
-    assert meta["format"] == "nnfast.Sequential" and meta["layers"][1]["type"] == "Dense"
+    assert meta["format"] == "nnfast.Module" and meta["version"] == 2
+    assert meta["model"]["layers"][1]["type"] == "Dense"
 
 
 def test_unbuilt_model_round_trip(tmp_path):
@@ -75,14 +76,15 @@ def test_load_errors_name_the_file(tmp_path):
         arrays = dict(data)
     meta = json.loads(arrays["__nnfast__"].tobytes())
     for change, msg in [
-        (lambda a, md: a.pop("layer1.W"), r"missing \['layer1.W'\]"),
+        (lambda a, md: a.pop("1.W"), r"missing key '1.W'"),
+        (lambda a, md: a.__setitem__("9.W", a["1.W"]), r"unexpected key '9.W'"),
         (
-            lambda a, md: a.__setitem__("layer1.W", a["layer1.W"][:3]),
-            r"layer1.W has shape \(3, 12\)",
+            lambda a, md: a.__setitem__("1.W", a["1.W"][:3]),
+            r"'1.W' expected shape \(64, 12\) dtype float32, got shape \(3, 12\)",
         ),
         (lambda a, md: md.__setitem__("version", 99), "unsupported version 99"),
-        (lambda a, md: md["layers"][1].__setitem__("type", "Evil"), "unknown type 'Evil'"),
-        (lambda a, md: md["layers"][1]["config"].__setitem__("bogus", 1), "malformed description"),
+        (lambda a, md: md["model"]["layers"][1].__setitem__("type", "Evil"), "unknown layer type 'Evil'"),
+        (lambda a, md: md["model"]["layers"][1]["config"].__setitem__("bogus", 1), "malformed description"),
     ]:
         a, md = dict(arrays), json.loads(json.dumps(meta))
         change(a, md)

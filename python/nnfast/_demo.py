@@ -376,7 +376,7 @@ class _Demo:
             f"({nf.get_num_threads()} threads, {nf.config()['isa']})"
         )
         if cnn:
-            w1 = model.layers[0].parameters()["W"]
+            w1 = model.layers[0].W
             self.figure("learned_filters", lambda p: p.filters(w1, "Learned 3x3 filters, conv 1"))
             maps = _layer_outputs(model, X_te[:1])
             self.figure(

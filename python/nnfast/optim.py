@@ -4,13 +4,18 @@
 without dampening: ``v = momentum v + g``, ``p -= lr v``) and ``torch.optim.Adam`` (bias-corrected
 moments, ``p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``). Each call of
 :meth:`Optimizer.step` updates every ``(param, grad)`` pair with one kernel call; the state
-(velocity, moments) is allocated once per parameter, on first use, in the parameter's dtype.
+(velocity, moments) is allocated once per parameter, on first use, in the parameter's dtype, and
+kept by the parameter's name: ``step`` takes ``(name, param, grad)`` triples (what ``fit`` passes,
+with the names of :meth:`nnfast.nn.Module.named_parameters`) or ``(param, grad)`` pairs (named by
+their position). :meth:`Optimizer.state_dict` / :meth:`Optimizer.load_state_dict` save and restore
+it (hyper-parameters, step count and every state array).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -29,18 +34,87 @@ def _check_float(value: float, name: str, cls: str, lo: float = 0.0) -> float:
 
 
 class Optimizer:
-    """Base class: keeps per-parameter state keyed by the parameter array's identity."""
+    """Base class: keeps per-parameter state by parameter name."""
+
+    _slots: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self._state: dict[int, tuple[np.ndarray, ...]] = {}
+        self._state: dict[str, tuple[np.ndarray, ...]] = {}
+        self._loaded: set[str] = set()
 
-    def step(self, params: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Updates each ``param`` in place from its ``grad`` (same shape and dtype)."""
+    def step(self, params: Iterable[Any]) -> None:
+        """Updates each ``param`` in place from its ``grad`` (same shape and dtype); items are
+        ``(name, param, grad)`` or ``(param, grad)``."""
         raise NotImplementedError
+
+    @staticmethod
+    def _named(params: Iterable[Any]) -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
+        for i, item in enumerate(params):
+            if len(item) == 3:
+                yield item
+            else:
+                yield str(i), item[0], item[1]
+
+    def _slots_for(self, name: str, p: np.ndarray) -> tuple[np.ndarray, ...]:
+        st = self._state.get(name)
+        if st is None or st[0].shape != p.shape or st[0].dtype != p.dtype:
+            if st is not None and name in self._loaded:
+                raise ValueError(
+                    f"{type(self).__name__}: loaded state for parameter {name!r} has shape "
+                    f"{st[0].shape} dtype {st[0].dtype}, the parameter is {p.shape} {p.dtype}"
+                )
+            st = tuple(np.zeros_like(p) for _ in self._slots)
+            self._state[name] = st
+        return st
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters, step count and a copy of every state array, by parameter name."""
+        return {
+            "type": type(self).__name__,
+            "config": self.config(),
+            "t": getattr(self, "t", 0),
+            "state": {n: {k: a.copy() for k, a in zip(self._slots, st)}
+                      for n, st in self._state.items()},
+        }
+
+    def load_state_dict(self, sd: Any) -> None:
+        """Restores :meth:`state_dict`'s output; a ``ValueError`` naming the entry on anything
+        malformed, and nothing changed."""
+        cls = type(self).__name__
+        if not isinstance(sd, dict) or sd.get("type") != cls:
+            got = sd.get("type") if isinstance(sd, dict) else type(sd).__name__
+            raise ValueError(f"{cls}.load_state_dict: expected the state of a {cls}, got {got!r}")
+        state = sd.get("state")
+        if not isinstance(state, dict):
+            raise ValueError(f"{cls}.load_state_dict: 'state' must be a dict of parameter states")
+        new = {}
+        for name, slots in state.items():
+            if not isinstance(slots, dict) or set(slots) != set(self._slots):
+                raise ValueError(
+                    f"{cls}.load_state_dict: state of {name!r} must hold {list(self._slots)}, "
+                    f"got {sorted(slots) if isinstance(slots, dict) else type(slots).__name__}"
+                )
+            arrs = tuple(slots[k] for k in self._slots)
+            if not all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
+                       and a.shape == arrs[0].shape for a in arrs):
+                raise ValueError(
+                    f"{cls}.load_state_dict: state of {name!r} must be float arrays of one shape"
+                )
+            new[name] = tuple(a.copy() for a in arrs)
+        t = sd.get("t", 0)
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"{cls}.load_state_dict: 't' must be an int >= 0, got {t!r}")
+        config = sd.get("config", {})
+        probe = type(self)(**config)  # validates the hyper-parameters
+        self.__dict__.update({k: v for k, v in vars(probe).items() if k not in ("_state", "_loaded")})
+        self._state, self._loaded = new, set(new)
+        if hasattr(self, "t"):
+            self.t = int(t)
 
     def reset(self) -> None:
         """Forgets all state (velocities, moments, step count)."""
         self._state.clear()
+        self._loaded.clear()
 
     def config(self) -> dict[str, float]:
         """Hyper-parameters, as saved by :meth:`nnfast.nn.Sequential.save`."""
@@ -71,16 +145,12 @@ class SGD(Optimizer):
     def config(self) -> dict[str, float]:
         return {"lr": self.lr, "momentum": self.momentum}
 
-    def step(self, params: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+    _slots = ("velocity",)
+
+    def step(self, params: Iterable[Any]) -> None:
         lr, mom = self.lr, self.momentum
-        for p, g in params:
-            v = None
-            if mom != 0.0:
-                st = self._state.get(id(p))
-                if st is None or st[0].shape != p.shape or st[0].dtype != p.dtype:
-                    st = (np.zeros_like(p),)
-                    self._state[id(p)] = st
-                v = st[0]
+        for name, p, g in self._named(params):
+            v = self._slots_for(name, p)[0] if mom != 0.0 else None
             _core.sgd_step(p, g, v, lr, mom)
 
 
@@ -120,11 +190,10 @@ class Adam(Optimizer):
         super().reset()
         self.t = 0
 
-    def step(self, params: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+    _slots = ("m", "v")
+
+    def step(self, params: Iterable[Any]) -> None:
         self.t += 1
-        for p, g in params:
-            st = self._state.get(id(p))
-            if st is None or st[0].shape != p.shape or st[0].dtype != p.dtype:
-                st = (np.zeros_like(p), np.zeros_like(p))
-                self._state[id(p)] = st
+        for name, p, g in self._named(params):
+            st = self._slots_for(name, p)
             _core.adam_step(p, g, st[0], st[1], self.lr, self.beta1, self.beta2, self.eps, self.t)
