@@ -84,6 +84,6 @@ def gradcheck(
         _, name, idx, a, num = worst
         raise GradcheckError(
             f"gradcheck: gradient of {name} at index {tuple(int(i) for i in idx)}: backward gives "
-            f"{a!r}, finite differences {num!r} (rtol {rtol}, atol {atol})"
+            f"{float(a)!r}, finite differences {float(num)!r} (rtol {rtol}, atol {atol})"
         )
     return True

@@ -77,7 +77,7 @@ def save(model: Module, path: str | os.PathLike[str]) -> None:
         "loss": model.loss,
         "model": _describe(model, ""),
     }
-    arrays = {k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    arrays = dict(model.state_dict())  # copies, contiguous (0-d arrays stay 0-d)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     tmp = os.path.join(os.path.dirname(os.path.abspath(p)), f".{os.path.basename(p)}.{os.getpid()}.tmp")
     try:
