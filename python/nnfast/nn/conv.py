@@ -94,22 +94,39 @@ class Conv2D(Module):
 
     def _make_parameters(self, dtype, rng):
         kh, kw = self.kernel_size
+        act = self._act if self._bn is None else self._bn._act
         if self.W is None:
             fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
             self.W = _glorot_or_he(
-                rng, (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, self._act,
-                dtype,
+                rng, (self.out_channels, self.in_channels, kh, kw), fan_in, fan_out, act, dtype
             )
             self.b = np.zeros(self.out_channels, dtype=dtype)
         elif self.W.dtype != dtype:
             self.W, self.b = self.W.astype(dtype), self.b.astype(dtype)
 
+    _bn = None
+
     def _plan(self):
         super()._plan()
         self._relu_applied_by_pool = False
+        self.__dict__["_bn"] = None
+
+    def _absorb(self, nxt):
+        # Conv2D <- BatchNorm2D: in training the BN kernel runs on the convolution's output (and
+        # takes a following ReLU); in eval the BN is folded into the convolution's weights.
+        if self._bn is not None:
+            return self._bn._absorb(nxt)
+        if (self._act == "linear" and getattr(nxt, "_folds_into_conv", False)
+                and nxt.num_features == self.out_channels):
+            self.__dict__["_bn"] = nxt
+            return True
+        return super()._absorb(nxt)
+
+    def _last_leaf(self):
+        return self if self._bn is None else self._bn
 
     def _final_activation(self) -> str:
-        return self._act
+        return self._act if self._bn is None else self._bn._act
 
     def forward(self, x):
         if self.output_shape is None:
@@ -117,12 +134,31 @@ class Conv2D(Module):
         self._ran = True
         self._x = x
         out = self._buffer(x.shape[0], x.dtype)
-        y = F.conv2d(x, self.W, self.b, self.stride, self._pad, out=out, activation=self._act)
+        bn = self._bn
+        if bn is None:
+            y = F.conv2d(x, self.W, self.b, self.stride, self._pad, out=out, activation=self._act)
+        else:
+            if bn.output_shape is None:
+                bn._lazy_build(np.empty((0, *self.output_shape), dtype=self.W.dtype))
+            if bn.training:
+                self._fold = None
+                z = F.conv2d(x, self.W, self.b, self.stride, self._pad, out=out)
+                return bn.forward(z)
+            # W' = W * s, b' = (b - running_mean) * s + beta with s = gamma / sqrt(var + eps)
+            invstd = 1.0 / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
+            s = bn.gamma * invstd
+            wf = (self.W * s[:, None, None, None]).astype(x.dtype)
+            bf = ((self.b - bn.running_mean) * s + bn.beta).astype(x.dtype)
+            self._fold = (wf, s, invstd)
+            y = F.conv2d(x, wf, bf, self.stride, self._pad, out=out, activation=bn._act)
+            bn.__dict__["_ran"] = True
         self._y = y
         return y
 
     def _backward(self, grad, need_grad_x=True):
         self._check_ran()
+        if self._bn is not None:
+            return self._backward_bn(grad, need_grad_x)
         if self._act == "relu" and not self._relu_applied_by_pool:
             grad = self._relu_backward(grad, self._y)
         x = self._x
@@ -135,4 +171,28 @@ class Conv2D(Module):
             x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x, out=out
         )
         self.grads = {"W": gw, "b": gb}
+        return gx
+
+    def _backward_bn(self, grad, need_grad_x):
+        bn, x = self._bn, self._x
+        if self._fold is None:  # training: back through the BN kernel, then the convolution
+            grad = bn._backward(grad, True)
+            gx, gw, gb = F.conv2d_backward(
+                x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x,
+                out=(self._grad_x(x) if need_grad_x else None,
+                     self._scratch("grad_W", self.W.shape, x.dtype),
+                     self._scratch("grad_b", self.b.shape, x.dtype)),
+            )
+            self.grads = {"W": gw, "b": gb}
+            return gx
+        # eval, folded: the chain rule through W' = W * s and b' = (b - mean) * s + beta
+        wf, s, invstd = self._fold
+        if bn._act == "relu" and not bn._relu_applied_by_pool:
+            grad = self._relu_backward(grad, self._y)
+        gx, gwf, gbf = F.conv2d_backward(x, wf, grad, self.stride, self._pad,
+                                         need_grad_x=need_grad_x)
+        dt = x.dtype
+        self.grads = {"W": (gwf * s[:, None, None, None]).astype(dt), "b": (gbf * s).astype(dt)}
+        ggamma = ((gwf * self.W).sum(axis=(1, 2, 3)) + gbf * (self.b - bn.running_mean)) * invstd
+        bn.grads = {"gamma": ggamma.astype(dt), "beta": gbf.astype(dt)}
         return gx

@@ -122,6 +122,8 @@ class BatchNorm1D(_BatchNorm):
 
 class BatchNorm2D(_BatchNorm):
     """Batch normalization of each channel over the batch and the plane of ``(N, C, H, W)``
-    inputs (torch's ``nn.BatchNorm2d``)."""
+    inputs (torch's ``nn.BatchNorm2d``). After a :class:`Conv2D` it is fused with it: in eval
+    mode folded into the convolution's weights (one convolution, ReLU included)."""
 
     _ndim = 3
+    _folds_into_conv = True
