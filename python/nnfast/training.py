@@ -430,9 +430,3 @@ class Trainable:
         t = self._targets(y, x.shape[0], loss_fn, "evaluate")
         with _Mode(self, False):
             return self._evaluate(x, t, loss_fn)
-
-    def save(self, path: Any) -> None:
-        """Writes the architecture (JSON) and weights to one ``.npz`` file (see nnfast.load)."""
-        from .nn.io import save
-
-        save(self, path)

@@ -75,6 +75,15 @@ class Sequential(Module):
     def __getitem__(self, i: int) -> Module:
         return self.layers[i]
 
+    def _describe(self, describe: Any) -> dict[str, Any]:
+        d = super()._describe(describe)
+        d["layers"] = [describe(c, str(i)) for i, c in enumerate(self.layers)]
+        return d
+
+    @classmethod
+    def _from_description(cls, d: dict[str, Any], construct: Any) -> Module:
+        return cls([construct(c) for c in d["layers"]])
+
     # ------------------------------------------------------------------ planning
     def _plan(self) -> None:
         super()._plan()
@@ -152,6 +161,18 @@ class Residual(Module):
         sc = "" if self._shortcut is None else ",\n    shortcut=" + repr(self._shortcut).replace(
             "\n", "\n    ")
         return f"Residual(\n    {inner}{sc}\n)"
+
+    def _describe(self, describe: Any) -> dict[str, Any]:
+        d = super()._describe(describe)
+        d["block"] = describe(self.block, "block")
+        sc = self._shortcut
+        d["shortcut"] = None if sc is None else describe(sc, "shortcut")
+        return d
+
+    @classmethod
+    def _from_description(cls, d: dict[str, Any], construct: Any) -> Module:
+        sc = d.get("shortcut")
+        return cls(construct(d["block"]), None if sc is None else construct(sc))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         yb = self.block.forward(x)

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .containers import Residual, Sequential
-from .module import _REGISTRY, Module
+from .registry import REGISTRY
 
 __all__ = ["load", "save"]
 
@@ -36,36 +35,27 @@ _FORMAT_V1 = "nnfast.Sequential"
 _META = "__nnfast__"
 
 
-def _describe(m: Module, where: str) -> dict[str, Any]:
-    name = type(m).__name__
-    if _REGISTRY.get(name) is not type(m):
-        raise TypeError(
-            f"save: {'layer ' + where if where else 'the model'} ({name}) is not a built-in nnfast.nn layer; save its "
-            "state_dict() instead"
-        )
-    d: dict[str, Any] = {"type": name, "config": m.config()}
-    if isinstance(m, Sequential):
-        d["layers"] = [_describe(c, f"{where}.{i}".lstrip(".")) for i, c in enumerate(m.layers)]
-    elif isinstance(m, Residual):
-        d["block"] = _describe(m.block, f"{where}.block".lstrip("."))
-        sc = m._shortcut
-        d["shortcut"] = None if sc is None else _describe(sc, f"{where}.shortcut".lstrip("."))
-    return d
+def _describer(root: str):
+    def describe(m: Any, where: str) -> dict[str, Any]:
+        name = type(m).__name__
+        if REGISTRY.get(name) is not type(m):
+            raise TypeError(
+                f"save: {'layer ' + where if where else 'the model'} ({name}) is not a built-in "
+                "nnfast.nn layer; save its state_dict() instead"
+            )
+        return m._describe(lambda c, sub: describe(c, f"{where}.{sub}" if where else sub))
+
+    return describe(root, "")
 
 
-def _construct(d: Any) -> Module:
-    cls = _REGISTRY.get(d["type"]) if isinstance(d, dict) else None
+def _construct(d: Any) -> Any:
+    cls = REGISTRY.get(d["type"]) if isinstance(d, dict) else None
     if cls is None:
         raise KeyError(f"unknown layer type {d.get('type') if isinstance(d, dict) else d!r}")
-    if cls is Sequential:
-        return Sequential([_construct(c) for c in d["layers"]])
-    if cls is Residual:
-        sc = d.get("shortcut")
-        return Residual(_construct(d["block"]), None if sc is None else _construct(sc))
-    return cls(**d["config"])
+    return cls._from_description(d, _construct)
 
 
-def save(model: Module, path: str | os.PathLike[str]) -> None:
+def save(model: Any, path: str | os.PathLike[str]) -> None:
     """Writes ``model`` (any Module built from nnfast layers) to ``path`` (exactly that name)."""
     p = os.fspath(path)
     meta = {
@@ -75,7 +65,7 @@ def save(model: Module, path: str | os.PathLike[str]) -> None:
         "seed": model.seed,
         "input_shape": None if model.input_shape is None else list(model.input_shape),
         "loss": model.loss,
-        "model": _describe(model, ""),
+        "model": _describer(model),
     }
     arrays = dict(model.state_dict())  # copies, contiguous (0-d arrays stay 0-d)
     arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
@@ -115,7 +105,7 @@ def _read(p: str) -> dict[str, np.ndarray]:
         raise bad(f"{type(exc).__name__}: {exc}") from None
 
 
-def load(path: str | os.PathLike[str]) -> Module:
+def load(path: str | os.PathLike[str]) -> Any:
     """Reads a model written by :meth:`nnfast.nn.Module.save` (format 2, or format 1).
 
     Raises

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .. import training
+from .registry import REGISTRY
 
 __all__ = ["Module"]
 
@@ -47,8 +48,6 @@ _MAX_BUFFERS = 64
 # numbers itself by order of construction in the model). None outside Module.build.
 _BUILD: dict[str, Any] | None = None
 
-# Built-in layer types by name, for saving and loading (filled by Module.__init_subclass__).
-_REGISTRY: dict[str, type] = {}
 
 
 def _pair(v: Any, name: str, cls: str) -> tuple[int, int]:
@@ -113,7 +112,7 @@ class Module(training.Trainable):
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if cls.__module__.startswith("nnfast.nn.") and not cls.__name__.startswith("_"):
-            _REGISTRY[cls.__name__] = cls
+            REGISTRY[cls.__name__] = cls
 
     def __init__(self) -> None:
         d = self.__dict__
@@ -439,6 +438,21 @@ class Module(training.Trainable):
         return np.multiply(grad, mask, out=self._scratch("relu_grad", grad.shape, grad.dtype))
 
     # ------------------------------------------------------------------ description
+    def save(self, path: Any) -> None:
+        """Writes the architecture (JSON) and every parameter and buffer to one ``.npz`` file
+        (see :func:`nnfast.load`); the Module must be built from nnfast layers."""
+        from .io import save
+
+        save(self, path)
+
+    def _describe(self, describe: Any) -> dict[str, Any]:
+        """This Module's entry in a saved file (containers add their children's)."""
+        return {"type": type(self).__name__, "config": self.config()}
+
+    @classmethod
+    def _from_description(cls, d: dict[str, Any], construct: Any) -> Module:
+        return cls(**d["config"])
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable)."""
         return {}
