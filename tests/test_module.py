@@ -308,3 +308,18 @@ def test_summary_table():
     text = m.summary(print_fn=None)
     assert "2 Residual" in text and "(None, 4, 6, 6)" in text and "(None, 5)" in text
     assert f"Total parameters: {sum(p.size for p in m.parameters()):,}" in text
+
+
+def test_residual_dropout_training_is_bit_identical_for_any_thread_count(rng):
+    X, y = rng.standard_normal((48, 2, 6, 6)).astype(np.float32), rng.integers(0, 5, 48)
+    weights = []
+    for n in (1, 2, 3):
+        before = nf.get_num_threads()
+        nf.set_num_threads(n)
+        try:
+            m = small_cnn(seed=11)
+            m.fit(X, y, epochs=2, batch_size=16, verbose=0)
+        finally:
+            nf.set_num_threads(before)
+        weights.append([p.tobytes() for p in m.parameters()])
+    assert weights[0] == weights[1] == weights[2]
