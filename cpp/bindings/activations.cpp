@@ -1,7 +1,9 @@
 // Bindings of the activation kernels.
 #include "kernels/activations.h"
 
+#include <string>
 #include <type_traits>
+#include <utility>
 
 #include "bindings/common.h"
 #include "bindings/families.h"
@@ -66,9 +68,78 @@ py::array softmax(py::handle z_obj, py::handle axis_obj, py::object out) {
   return y;
 }
 
+// grad_y and z of one shape and dtype: the backward of an element-wise activation's inputs.
+std::pair<py::array, py::array> backward_inputs(py::handle gy_obj, py::handle z_obj,
+                                                const char* fn) {
+  py::array gy = require_float_array(gy_obj, fn, "grad_y");
+  py::array z = require_float_array(z_obj, fn, "z");
+  require_same_dtype(z, "z", gy, "grad_y", fn);
+  if (shape_of(gy) != shape_of(z)) {
+    throw py::value_error(std::string(fn) + ": z must have the shape of grad_y " + shape_str(gy) +
+                          ", got " + shape_str(z));
+  }
+  return {gy, z};
+}
+
+py::array gelu_backward(py::handle gy_obj, py::handle z_obj, py::object out) {
+  const char* fn = "gelu_backward";
+  auto [gy, z] = backward_inputs(gy_obj, z_obj, fn);
+  py::array gx = prepare_out(std::move(out), z.dtype(), shape_of(z), fn, {gy, z}, {gy, z});
+  const int64_t n = static_cast<int64_t>(z.size());
+  dispatch_float(z, [&](auto t) {
+    using T = decltype(t);
+    const T *pg = cdata<T>(gy), *pz = cdata<T>(z);
+    T* po = mdata<T>(gx);
+    py::gil_scoped_release release;
+    nnfast::gelu_backward<T>(pg, pz, po, n);
+  });
+  return gx;
+}
+
+py::array leaky_relu(py::handle z_obj, py::handle slope_obj, py::object out) {
+  const char* fn = "leaky_relu";
+  py::array z = require_float_array(z_obj, fn, "z");
+  const double slope = require_real(slope_obj, fn, "negative_slope", is_f32(z));
+  py::array y = prepare_out(std::move(out), z.dtype(), shape_of(z), fn, {z}, {z});
+  const int64_t n = static_cast<int64_t>(z.size());
+  dispatch_float(z, [&](auto t) {
+    using T = decltype(t);
+    const T* pz = cdata<T>(z);
+    T* po = mdata<T>(y);
+    py::gil_scoped_release release;
+    nnfast::leaky_relu<T>(pz, po, n, static_cast<T>(slope));
+  });
+  return y;
+}
+
+py::array leaky_relu_backward(py::handle gy_obj, py::handle z_obj, py::handle slope_obj,
+                              py::object out) {
+  const char* fn = "leaky_relu_backward";
+  auto [gy, z] = backward_inputs(gy_obj, z_obj, fn);
+  const double slope = require_real(slope_obj, fn, "negative_slope", is_f32(z));
+  py::array gx = prepare_out(std::move(out), z.dtype(), shape_of(z), fn, {gy, z}, {gy, z});
+  const int64_t n = static_cast<int64_t>(z.size());
+  dispatch_float(z, [&](auto t) {
+    using T = decltype(t);
+    const T *pg = cdata<T>(gy), *pz = cdata<T>(z);
+    T* po = mdata<T>(gx);
+    py::gil_scoped_release release;
+    nnfast::leaky_relu_backward<T>(pg, pz, po, n, static_cast<T>(slope));
+  });
+  return gx;
+}
+
 }  // namespace
 
 NNFAST_REGISTER_FAMILY(activations) {
+  NNFAST_DEF_ELEMENTWISE(gelu, "z * Phi(z), Phi the standard normal CDF (GELU, exact erf form).");
+  m.def("gelu_backward", &gelu_backward, py::arg("grad_y"), py::arg("z"),
+        py::arg("out") = py::none(), "grad_y * gelu'(z), gelu'(z) = Phi(z) + z phi(z).");
+  m.def("leaky_relu", &leaky_relu, py::arg("z"), py::arg("negative_slope") = 0.01,
+        py::arg("out") = py::none(), "z where z > 0, negative_slope * z elsewhere.");
+  m.def("leaky_relu_backward", &leaky_relu_backward, py::arg("grad_y"), py::arg("z"),
+        py::arg("negative_slope") = 0.01, py::arg("out") = py::none(),
+        "grad_y where z > 0, negative_slope * grad_y elsewhere.");
   NNFAST_DEF_ELEMENTWISE(relu, "max(0, z) element-wise; NaN propagates.");
   NNFAST_DEF_ELEMENTWISE(sigmoid, "1 / (1 + exp(-z)) element-wise, stable for any z.");
   NNFAST_DEF_ELEMENTWISE(tanh, "tanh(z) element-wise.");

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/row_tasks.h"
 #include "kernels/simd.h"
@@ -92,7 +93,105 @@ void softmax_columns(const T* x, T* y, int64_t len, int64_t inner, int64_t c0, i
   }
 }
 
+// map_range two registers at a time: for long formulas (gelu) whose four interleaved copies
+// would spill registers.
+template <typename T, typename Op>
+inline void map_range_2(const T* x, T* y, int64_t begin, int64_t end, Op op) {
+  using S = Simd<T>;
+  int64_t i = begin;
+  for (; i + 2 * S::width <= end; i += 2 * S::width) {
+    const auto a = op(S::loadu(x + i));
+    const auto b = op(S::loadu(x + i + S::width));
+    S::storeu(y + i, a);
+    S::storeu(y + i + S::width, b);
+  }
+  for (; i + S::width <= end; i += S::width) S::storeu(y + i, op(S::loadu(x + i)));
+  if (i < end) S::store_partial(y + i, op(S::load_partial(x + i, end - i)), end - i);
+}
+
+// Two-input map: out = op(a, b) register by register over [begin, end).
+template <typename T, typename Op>
+inline void map2_range(const T* a, const T* b, T* out, int64_t begin, int64_t end, Op op) {
+  using S = Simd<T>;
+  int64_t i = begin;
+  for (; i + 2 * S::width <= end; i += 2 * S::width) {
+    const auto u = op(S::loadu(a + i), S::loadu(b + i));
+    const auto v = op(S::loadu(a + i + S::width), S::loadu(b + i + S::width));
+    S::storeu(out + i, u);
+    S::storeu(out + i + S::width, v);
+  }
+  for (; i + S::width <= end; i += S::width) S::storeu(out + i, op(S::loadu(a + i), S::loadu(b + i)));
+  if (i < end) {
+    S::store_partial(out + i, op(S::load_partial(a + i, end - i), S::load_partial(b + i, end - i)),
+                     end - i);
+  }
+}
+
+// Float64 GELU, element by element with the C library's erfc (correctly rounded to within an
+// ulp or so): Phi(x) = erfc(-x / sqrt2) / 2, phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
+constexpr double kSqrt1_2 = 0.70710678118654752440;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+// Beyond |x| = 40 Phi is 0 or 1 and the density 0 in double: the limits, also at +-inf (where
+// the formulas would give inf * 0).
+constexpr double kGeluTail = 40.0;
+inline double gelu_scalar(double x) {
+  return x < -kGeluTail ? -0.0 : x * (0.5 * std::erfc(-x * kSqrt1_2));
+}
+inline double gelu_derivative_scalar(double x) {
+  if (x < -kGeluTail) return -0.0;
+  if (x > kGeluTail) return 1.0;
+  return 0.5 * std::erfc(-x * kSqrt1_2) + x * (kInvSqrt2Pi * std::exp(-0.5 * x * x));
+}
+
 }  // namespace
+
+template <typename T>
+void gelu(const T* x, T* y, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    runtime::parallel_for(n, kMathGrain, [&](int64_t begin, int64_t end) {
+      map_range(x, y, begin, end, [](Simd<float>::Reg v) { return vmath::gelu(v); });
+    });
+  } else {
+    runtime::parallel_for(n, kMathGrain / 4, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) y[i] = gelu_scalar(x[i]);
+    });
+  }
+}
+
+template <typename T>
+void gelu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    using S = Simd<float>;
+    runtime::parallel_for(n, kMathGrain, [&](int64_t begin, int64_t end) {
+      map2_range(grad_y, x, grad_x, begin, end,
+                 [](S::Reg g, S::Reg v) { return S::mul(g, vmath::gelu_derivative(v)); });
+    });
+  } else {
+    runtime::parallel_for(n, kMathGrain / 4, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) grad_x[i] = grad_y[i] * gelu_derivative_scalar(x[i]);
+    });
+  }
+}
+
+template <typename T>
+void leaky_relu(const T* x, T* y, int64_t n, T slope) {
+  using S = Simd<T>;
+  const auto s = S::set1(slope);
+  map_parallel(x, y, n, kElementwiseGrain, [s](typename S::Reg v) {
+    return S::select(S::cmp_gt(v, S::zero()), v, S::mul(v, s));
+  });
+}
+
+template <typename T>
+void leaky_relu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n, T slope) {
+  using S = Simd<T>;
+  const auto s = S::set1(slope);
+  runtime::parallel_for(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+    map2_range(grad_y, x, grad_x, begin, end, [s](typename S::Reg g, typename S::Reg v) {
+      return S::select(S::cmp_gt(v, S::zero()), g, S::mul(g, s));
+    });
+  });
+}
 
 template <typename T>
 void relu(const T* x, T* y, int64_t n) {
@@ -157,7 +256,11 @@ void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {
   template void relu_derivative<T>(const T*, T*, int64_t);                   \
   template void sigmoid_derivative<T>(const T*, T*, int64_t);                \
   template void tanh_derivative<T>(const T*, T*, int64_t);                   \
-  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t);
+  template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t);          \
+  template void gelu<T>(const T*, T*, int64_t);                              \
+  template void gelu_backward<T>(const T*, const T*, T*, int64_t);           \
+  template void leaky_relu<T>(const T*, T*, int64_t, T);                     \
+  template void leaky_relu_backward<T>(const T*, const T*, T*, int64_t, T);
 NNFAST_INSTANTIATE(float)
 NNFAST_INSTANTIATE(double)
 #undef NNFAST_INSTANTIATE

@@ -29,6 +29,18 @@
   /* y[i] = 1 - tanh(x[i])^2. */                                                        \
   template <typename T>                                                                 \
   void tanh_derivative(const T* x, T* y, int64_t n);                                    \
+  /* y[i] = x[i] Phi(x[i]), Phi the standard normal CDF (GELU, exact erf form). */       \
+  template <typename T>                                                                 \
+  void gelu(const T* x, T* y, int64_t n);                                               \
+  /* grad_x[i] = grad_y[i] gelu'(x[i]); grad_x may equal grad_y or x. */                \
+  template <typename T>                                                                 \
+  void gelu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n);                \
+  /* y[i] = x[i] > 0 ? x[i] : slope x[i] (NaN propagates). */                           \
+  template <typename T>                                                                 \
+  void leaky_relu(const T* x, T* y, int64_t n, T slope);                                \
+  /* grad_x[i] = x[i] > 0 ? grad_y[i] : slope grad_y[i]. */                             \
+  template <typename T>                                                                 \
+  void leaky_relu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n, T slope); \
   /* softmax along the middle axis of x viewed as (outer, len, inner); x may equal y. */ \
   template <typename T>                                                                 \
   void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner);            \
@@ -49,7 +61,24 @@ NNFAST_ACTIVATION_FRONT(tanh)
 NNFAST_ACTIVATION_FRONT(relu_derivative)
 NNFAST_ACTIVATION_FRONT(sigmoid_derivative)
 NNFAST_ACTIVATION_FRONT(tanh_derivative)
+
+NNFAST_ACTIVATION_FRONT(gelu)
 #undef NNFAST_ACTIVATION_FRONT
+
+template <typename T>
+void gelu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n) {
+  NNFAST_DISPATCH(gelu_backward<T>, grad_y, x, grad_x, n);
+}
+
+template <typename T>
+void leaky_relu(const T* x, T* y, int64_t n, T slope) {
+  NNFAST_DISPATCH(leaky_relu<T>, x, y, n, slope);
+}
+
+template <typename T>
+void leaky_relu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n, T slope) {
+  NNFAST_DISPATCH(leaky_relu_backward<T>, grad_y, x, grad_x, n, slope);
+}
 
 template <typename T>
 void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {

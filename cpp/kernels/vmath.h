@@ -327,6 +327,94 @@ inline typename Simd<T>::Reg exp_diff(typename Simd<T>::Reg x, typename Simd<T>:
   return S::fmadd(e, err, e);
 }
 
+// GELU in float32, x Phi(x) with Phi(x) = erfc(-x / sqrt2) / 2 (torch's exact erf form). With
+// z = |x| / sqrt2 and t = 1 / (1 + z/2) (the variable of Numerical Recipes' erfcc),
+//   erfc(z) = t exp(-z^2) R(t),   R(t) = erfc(z) exp(z^2) / t in [0.33, 1] for t in (0.14, 1],
+// R a degree-8 polynomial in t - 0.57 fitted for relative error over t in [0.14, 1] (z from 0 to
+// 12.3; coefficients rounded to float one at a time, each refitting the rest: 8e-8), and Phi =
+// t exp(-z^2) R / 2 for x < 0, 1 - that for x >= 0. exp(-z^2) = exp(-x^2 / 2) is taken of x^2 kept
+// exact as x2 + lo (an fma): a rounded x^2 would cost x^2 2^-25 of relative error (80 ulps at
+// x = -13). The same exp is the density gelu' needs. Measured against float64:
+// benchmarks/activations_accuracy.py.
+struct GeluConst {
+  // R / 2's coefficients (the fit's, halved: exact).
+  static constexpr float mills_fit[9] = {
+      0.28083857893943787f,  0.38365381956100464f,  0.2920869290828705f, 0.046631067991256714f,
+      -0.10021672397851944f, -0.02957906201481819f, 0.05550703406333923f, 0.007680266164243221f,
+      -0.029798191040754318f};
+  static constexpr float mills_center = 0.57f;
+  // |x| clamp: beyond, Phi rounds to 0 or 1 and the density to 0 (exp's argument is clamped to
+  // ExpConst<float>::lo = -104, where exp rounds to 0).
+  static constexpr float x_max = 16.0f;
+  static constexpr float half_sqrt1_2 = 0.35355339059327373f;  // 1 / (2 sqrt2)
+  static constexpr float inv_sqrt_2pi = 0.3989422804014327f;
+};
+
+// x2 - x * x exactly, x2 = x * x rounded: one fma, or Dekker's product where fmadd is a multiply
+// and an add (SSE2, scalar). |x| <= 16 here, far from overflow.
+inline Simd<float>::Reg square_error(Simd<float>::Reg x, Simd<float>::Reg x2) {
+  using S = Simd<float>;
+#if defined(NNFAST_SIMD_AVX512) || defined(NNFAST_SIMD_AVX2)
+  return S::fnmadd(x, x, x2);
+#else
+  const auto c = S::mul(S::set1(4097.0f), x);  // Veltkamp: x = xh + xl, 12 bits each
+  const auto xh = S::sub(c, S::sub(c, x));
+  const auto xl = S::sub(x, xh);
+  const auto hh = S::sub(x2, S::mul(xh, xh));
+  const auto hl = S::mul(S::add(xh, xh), xl);
+  return S::sub(S::sub(hh, hl), S::mul(xl, xl));
+#endif
+}
+
+// The parts of Phi(x) for x clamped to [-x_max, x_max] (NaN stays): xc, ht = t R / 2 and
+// e = exp(-xc^2 / 2), so Phi = ht e for x < 0 and 1 - ht e for x >= 0, and the density is
+// e / sqrt(2 pi).
+struct GeluParts {
+  Simd<float>::Reg xc, ht, e;
+};
+
+inline GeluParts gelu_parts(Simd<float>::Reg x) {
+  using S = Simd<float>;
+  using C = GeluConst;
+  x = S::max(S::set1(-C::x_max), S::min(S::set1(C::x_max), x));
+  const auto x2 = S::mul(x, x);
+  // -x^2 / 2 = a + lo exactly (halving is exact).
+  const auto a = S::mul(S::set1(-0.5f), x2);
+  const auto lo = S::mul(S::set1(0.5f), square_error(x, x2));
+  const auto e = exp_unclamped<float, true>(S::max(S::set1(ExpConst<float>::lo), a), lo);
+  const auto den = S::fmadd(S::abs(x), S::set1(C::half_sqrt1_2), S::set1(1.0f));
+  const auto t = S::div(S::set1(1.0f), den);
+  const auto u = S::sub(t, S::set1(C::mills_center));
+  const auto u2 = S::mul(u, u);
+  const auto u4 = S::mul(u2, u2);
+  auto pair = [&](int k) {
+    return S::fmadd(S::set1(C::mills_fit[k + 1]), u, S::set1(C::mills_fit[k]));
+  };
+  const auto r03 = S::fmadd(pair(2), u2, pair(0));
+  const auto r47 = S::fmadd(pair(6), u2, pair(4));
+  const auto r = S::fmadd(S::fmadd(S::set1(C::mills_fit[8]), u4, r47), u4, r03);
+  return {x, S::mul(t, r), e};
+}
+
+// gelu(x) = x Phi(x) as w = xc (t R / 2) e = xc erfc(z) / 2 for x <= 0 and x - w for x > 0: the
+// product with xc comes before e joins it (t R e / 2 alone is subnormal below x = -12.5 where
+// x Phi(x) is not). gelu(inf) = inf, gelu(-inf) = -0 (the limit; torch's float64 gives NaN).
+inline Simd<float>::Reg gelu(Simd<float>::Reg x) {
+  using S = Simd<float>;
+  const GeluParts p = gelu_parts(x);
+  const auto w = S::mul(S::mul(p.xc, p.ht), p.e);
+  return S::select(S::cmp_gt(x, S::zero()), S::sub(x, w), w);  // w keeps -0's sign
+}
+
+// gelu'(x) = Phi(x) + x exp(-x^2 / 2) / sqrt(2 pi) (x clamped: 1 at inf, 0 at -inf).
+inline Simd<float>::Reg gelu_derivative(Simd<float>::Reg x) {
+  using S = Simd<float>;
+  const GeluParts p = gelu_parts(x);
+  const auto h = S::mul(p.ht, p.e);
+  const auto phi = S::select(S::cmp_gt(x, S::zero()), S::sub(S::set1(1.0f), h), h);
+  return S::fmadd(S::mul(p.xc, S::set1(GeluConst::inv_sqrt_2pi)), p.e, phi);
+}
+
 // Kahan-compensated running sum of registers: s - c is the sum, c the lost low-order part.
 template <typename T>
 struct Kahan {

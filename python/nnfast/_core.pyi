@@ -292,6 +292,62 @@ def dropout_mask(
 ) -> FloatArray:
     """The scaled keep mask keep / (1 - p) of dropout for a shape."""
 
+# ---- GELU, LeakyReLU, batch norm (issue 17)
+
+def gelu(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """z * Phi(z), Phi the standard normal CDF (GELU, exact erf form)."""
+
+def gelu_backward(grad_y: FloatArray, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+    """grad_y * gelu'(z), gelu'(z) = Phi(z) + z phi(z)."""
+
+def leaky_relu(
+    z: FloatArray, negative_slope: float = 0.01, out: FloatArray | None = None
+) -> FloatArray:
+    """z where z > 0, negative_slope * z elsewhere."""
+
+def leaky_relu_backward(
+    grad_y: FloatArray, z: FloatArray, negative_slope: float = 0.01, out: FloatArray | None = None
+) -> FloatArray:
+    """grad_y where z > 0, negative_slope * grad_y elsewhere."""
+
+def batch_norm_train(
+    x: FloatArray,
+    gamma: FloatArray,
+    beta: FloatArray,
+    running_mean: FloatArray,
+    running_var: FloatArray,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    activation: str = "linear",
+    out: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Training batch norm over axis 1: (y, mean, invstd); running statistics updated in place."""
+
+def batch_norm_eval(
+    x: FloatArray,
+    gamma: FloatArray,
+    beta: FloatArray,
+    running_mean: FloatArray,
+    running_var: FloatArray,
+    eps: float = 1e-5,
+    activation: str = "linear",
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """Inference batch norm over axis 1 from the running statistics."""
+
+def batch_norm_backward(
+    grad_y: FloatArray,
+    x: FloatArray,
+    gamma: FloatArray,
+    mean: FloatArray,
+    invstd: FloatArray,
+    y: FloatArray | None = None,
+    activation: str = "linear",
+    training: bool = True,
+    out: tuple[FloatArray | None, FloatArray | None, FloatArray | None] | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Batch norm backward: (grad_x, grad_gamma, grad_beta)."""
+
 # ---- optimizers (issue 6)
 
 def sgd_step(

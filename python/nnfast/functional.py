@@ -144,6 +144,80 @@ def softmax(z: Any, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray
     return _core.softmax(as_float_array(z, "softmax", "z"), axis, out)
 
 
+# ----------------------------------------------------------------------------- GELU, LeakyReLU
+__all__ += ["gelu", "gelu_backward", "leaky_relu", "leaky_relu_backward"]
+
+
+def gelu(z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    return _elementwise("gelu", z, out)
+
+
+gelu.__doc__ = _ELEMENTWISE_DOC.format(
+    summary="GELU ``z * Phi(z)``, ``Phi`` the standard normal CDF (torch's exact erf form).",
+    notes="float32: within 8 ulps of a float64 erfc over every input (measured in "
+    "benchmarks/activations_accuracy.py), accurate in the negative tail where ``1 + erf`` is not; "
+    "float64: the C library's erfc. ``gelu(-inf)`` is -0, the limit (torch gives NaN).",
+)
+
+
+def _backward_pair(name: str, grad_y: Any, z: Any, *args: Any, out: Any) -> np.ndarray:
+    kernel = getattr(_core, name)
+    if type(grad_y) is np.ndarray and type(z) is np.ndarray:
+        try:
+            return kernel(grad_y, z, *args, out)
+        except _CONVERTIBLE:
+            pass
+    g, z2 = as_float_arrays(name, grad_y=grad_y, z=z)
+    return kernel(g, z2, *args, out)
+
+
+def gelu_backward(grad_y: Any, z: Any, out: np.ndarray | None = None) -> np.ndarray:
+    """Gradient of :func:`gelu`: ``grad_y * (Phi(z) + z * phi(z))``, ``phi`` the normal density.
+
+    Parameters
+    ----------
+    grad_y : array_like
+        dL/dy, the shape of ``z``.
+    z : array_like
+        The forward call's input.
+    out : numpy.ndarray, optional
+        C-contiguous, writeable, ``z``'s shape and dtype; may be ``grad_y`` or ``z`` itself.
+    """
+    return _backward_pair("gelu_backward", grad_y, z, out=out)
+
+
+def leaky_relu(z: Any, negative_slope: float = 0.01, out: np.ndarray | None = None) -> np.ndarray:
+    """Leaky ReLU: ``z`` where ``z > 0``, ``negative_slope * z`` elsewhere (torch's).
+
+    Parameters
+    ----------
+    z : array_like, any shape
+    negative_slope : float, default 0.01
+        Any finite number (within float32's range for float32 ``z``).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of ``z``'s shape and dtype; may be ``z`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``z``'s shape and dtype. NaN propagates.
+    """
+    if type(z) is np.ndarray:
+        try:
+            return _core.leaky_relu(z, negative_slope, out)
+        except _CONVERTIBLE:
+            pass
+    return _core.leaky_relu(as_float_array(z, "leaky_relu", "z"), negative_slope, out)
+
+
+def leaky_relu_backward(
+    grad_y: Any, z: Any, negative_slope: float = 0.01, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Gradient of :func:`leaky_relu`: ``grad_y`` where ``z > 0``, ``negative_slope * grad_y``
+    elsewhere (torch's convention at 0)."""
+    return _backward_pair("leaky_relu_backward", grad_y, z, negative_slope, out=out)
+
+
 # ----------------------------------------------------------------------------- losses
 __all__ += [
     "binary_cross_entropy",
@@ -837,6 +911,96 @@ def flatten(x: Any, start_axis: int = 0) -> np.ndarray:
         ) from None
     return v
 
+
+# ----------------------------------------------------------------------------- batch norm
+__all__ += ["batch_norm_backward", "batch_norm_eval", "batch_norm_train"]
+
+_BN_NOTES = """x is ``(N, C)`` or ``(N, C, H, W)`` (any ``(N, C, ...)``), normalised per channel (axis 1);
+    ``gamma``, ``beta`` and the statistics are ``(C,)`` arrays of ``x``'s dtype. Each channel is
+    reduced in double precision by one thread in a fixed order: the same bits for any thread
+    count."""
+
+
+def batch_norm_train(
+    x: Any,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    activation: str = "linear",
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training-mode batch normalization (torch's ``F.batch_norm(..., training=True)``).
+
+    ``y = (x - mean) * gamma / sqrt(var + eps) + beta`` with the batch's mean and biased
+    variance, then ReLU when ``activation="relu"``. ``running_mean`` and ``running_var`` are
+    updated in place: ``(1 - momentum) * running + momentum * stat``, the variance unbiased.
+
+    {notes}
+
+    Returns
+    -------
+    (y, mean, invstd) : y like x; mean and ``invstd = 1 / sqrt(var + eps)`` ``(C,)``, for
+    :func:`batch_norm_backward`.
+
+    Raises
+    ------
+    ValueError
+        One value per channel (``N * H * W == 1``), as torch, or mismatched shapes.
+    """
+    if type(x) is not np.ndarray:
+        x = as_float_array(x, "batch_norm_train", "x")
+    return _core.batch_norm_train(x, gamma, beta, running_mean, running_var, momentum, eps,
+                                  activation, out)
+
+
+def batch_norm_eval(
+    x: Any,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float = 1e-5,
+    activation: str = "linear",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Inference-mode batch normalization from the running statistics (then ReLU if asked).
+
+    {notes} ``out`` may be ``x`` itself.
+    """
+    if type(x) is not np.ndarray:
+        x = as_float_array(x, "batch_norm_eval", "x")
+    return _core.batch_norm_eval(x, gamma, beta, running_mean, running_var, eps, activation, out)
+
+
+def batch_norm_backward(
+    grad_y: Any,
+    x: np.ndarray,
+    gamma: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
+    y: np.ndarray | None = None,
+    activation: str = "linear",
+    training: bool = True,
+    out: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients ``(grad_x, grad_gamma, grad_beta)`` of :func:`batch_norm_train` (``training``)
+    or :func:`batch_norm_eval`.
+
+    With ``activation="relu"``, ``y`` (the forward's output) masks ``grad_y`` first. ``mean`` and
+    ``invstd`` are what the training forward returned, or the running mean and
+    ``1 / sqrt(running_var + eps)`` in inference. ``out`` is None or a tuple of three arrays (or
+    None entries).
+    """
+    if type(grad_y) is not np.ndarray:
+        grad_y = as_float_array(grad_y, "batch_norm_backward", "grad_y")
+    return _core.batch_norm_backward(grad_y, x, gamma, mean, invstd, y, activation, training, out)
+
+
+for _f in (batch_norm_train, batch_norm_eval):
+    _f.__doc__ = _f.__doc__.replace("{notes}", _BN_NOTES)
 
 # ----------------------------------------------------------------------------- dropout
 __all__ += ["dropout", "dropout_backward", "dropout_mask"]

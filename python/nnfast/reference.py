@@ -7,6 +7,7 @@ speed, but contain no Python loops over array elements (only over kernel offsets
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,9 @@ __all__ = [
     "adam_step",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "batch_norm_backward",
+    "batch_norm_eval",
+    "batch_norm_train",
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
     "conv2d",
@@ -28,8 +32,12 @@ __all__ = [
     "dropout_keep",
     "dropout_mask",
     "flatten",
+    "gelu",
+    "gelu_backward",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
     "matmul",
     "max_pool2d",
     "max_pool2d_backward",
@@ -444,6 +452,140 @@ def dropout(x: Any, p: float, seed: int) -> np.ndarray:
 def dropout_backward(grad_y: Any, p: float, seed: int) -> np.ndarray:
     """``grad_y * dropout_mask(grad_y.shape, p, seed)``: the forward's mask, recomputed."""
     return dropout(grad_y, p, seed)
+
+
+# ----------------------------------------------------------------------------- GELU, LeakyReLU
+# NOTE: math.erfc element by element (np.frompyfunc): NumPy has no erf, and 1 + erf(x / sqrt2)
+# loses every digit for x below -6, where erfc keeps them.
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def _float(z: Any) -> np.ndarray:
+    z = np.asarray(z)
+    return z if z.dtype.kind == "f" else z.astype(np.float64)
+
+
+# Beyond |z| = 40, Phi is 0 or 1 and the density 0 in float64: gelu and gelu' take their limits
+# there (at +-inf too, where the formulas give inf * 0), as the kernels do.
+_GELU_TAIL = 40.0
+
+
+def _phi_cdf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * np.asarray(_ERFC(-np.asarray(z, np.float64) * math.sqrt(0.5)), np.float64)
+
+
+def gelu(z: Any) -> np.ndarray:
+    """z * Phi(z), Phi(z) = erfc(-z / sqrt2) / 2 (the exact form), computed in float64;
+    -0 below z = -40 (the limit, -inf included)."""
+    z = _float(z)
+    z64 = z.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        y = np.where(z64 < -_GELU_TAIL, -0.0, z64 * _phi_cdf(z64))
+    return y.astype(z.dtype)
+
+
+def gelu_backward(grad_y: Any, z: Any) -> np.ndarray:
+    """grad_y * (Phi(z) + z exp(-z**2 / 2) / sqrt(2 pi)), computed in float64 (0 below z = -40,
+    1 above z = 40)."""
+    z = _float(z)
+    z64 = z.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = _phi_cdf(z64) + z64 * np.exp(-0.5 * z64 * z64) / math.sqrt(2 * math.pi)
+        d = np.where(z64 < -_GELU_TAIL, 0.0, np.where(z64 > _GELU_TAIL, 1.0, d))
+        return (np.asarray(grad_y, np.float64) * d).astype(z.dtype)
+
+
+def leaky_relu(z: Any, negative_slope: float = 0.01) -> np.ndarray:
+    """z where z > 0, negative_slope * z elsewhere (NaN propagates)."""
+    z = _float(z)
+    return np.where(z > 0, z, z * z.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(grad_y: Any, z: Any, negative_slope: float = 0.01) -> np.ndarray:
+    """grad_y where z > 0, negative_slope * grad_y elsewhere."""
+    z = _float(z)
+    g = np.asarray(grad_y, z.dtype)
+    return np.where(z > 0, g, g * z.dtype.type(negative_slope))
+
+
+# ----------------------------------------------------------------------------- batch norm
+def _bn_view(x: np.ndarray, v: Any) -> np.ndarray:
+    return np.asarray(v, np.float64).reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def batch_norm_train(
+    x: Any,
+    gamma: Any,
+    beta: Any,
+    running_mean: Any,
+    running_var: Any,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    activation: str = "linear",
+) -> tuple[np.ndarray, ...]:
+    """torch's training-mode batch norm over axis 1, in float64.
+
+    Returns ``(y, mean, invstd, new_running_mean, new_running_var)``: biased variance to normalise,
+    unbiased (``* m / (m - 1)``) for the running update.
+    """
+    x = np.asarray(x, np.float64)
+    axes = (0,) + tuple(range(2, x.ndim))
+    m = x.size // max(x.shape[1], 1)
+    mean = x.mean(axis=axes)
+    var = ((x - _bn_view(x, mean)) ** 2).mean(axis=axes)
+    invstd = 1.0 / np.sqrt(var + eps)
+    y = (x - _bn_view(x, mean)) * _bn_view(x, invstd * np.asarray(gamma, np.float64))
+    y = y + _bn_view(x, beta)
+    if activation == "relu":
+        y = np.maximum(y, 0.0)
+    rm = (1 - momentum) * np.asarray(running_mean, np.float64) + momentum * mean
+    rv = (1 - momentum) * np.asarray(running_var, np.float64) + momentum * var * m / (m - 1)
+    return y, mean, invstd, rm, rv
+
+
+def batch_norm_eval(
+    x: Any,
+    gamma: Any,
+    beta: Any,
+    running_mean: Any,
+    running_var: Any,
+    eps: float = 1e-5,
+    activation: str = "linear",
+) -> np.ndarray:
+    """Inference batch norm over axis 1 from the running statistics, in float64."""
+    x = np.asarray(x, np.float64)
+    invstd = 1.0 / np.sqrt(np.asarray(running_var, np.float64) + eps)
+    y = (x - _bn_view(x, running_mean)) * _bn_view(x, invstd * np.asarray(gamma, np.float64))
+    y = y + _bn_view(x, beta)
+    return np.maximum(y, 0.0) if activation == "relu" else y
+
+
+def batch_norm_backward(
+    grad_y: Any,
+    x: Any,
+    gamma: Any,
+    mean: Any,
+    invstd: Any,
+    y: Any = None,
+    activation: str = "linear",
+    training: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(grad_x, grad_gamma, grad_beta) of batch norm, in float64; under relu grad_y is masked by
+    y > 0 first. In training mode mean and invstd are the batch's (x's dependence on them
+    included), in inference the running statistics' (constants)."""
+    x = np.asarray(x, np.float64)
+    g = np.asarray(grad_y, np.float64)
+    if activation == "relu":
+        g = np.where(np.asarray(y) > 0, g, 0.0)
+    axes = (0,) + tuple(range(2, x.ndim))
+    m = x.size // max(x.shape[1], 1)
+    xh = (x - _bn_view(x, mean)) * _bn_view(x, invstd)
+    gb = g.sum(axis=axes)
+    gg = (g * xh).sum(axis=axes)
+    k = _bn_view(x, np.asarray(gamma, np.float64) * np.asarray(invstd, np.float64))
+    if not training or m == 0:
+        return k * g, gg, gb
+    return k * (g - _bn_view(x, gb) / m - xh * _bn_view(x, gg) / m), gg, gb
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -209,6 +209,33 @@ _add(_elementwise("tanh", ref.tanh))
 _add(_elementwise("relu_derivative", ref.relu_derivative))
 _add(_elementwise("sigmoid_derivative", ref.sigmoid_derivative))
 _add(_elementwise("tanh_derivative", ref.tanh_derivative))
+_add(_elementwise("gelu", ref.gelu))
+_add(
+    Spec(
+        "gelu_backward",
+        {"grad_y": Array(None), "z": Array(None), "out": Out()},
+        {},
+        lambda grad_y, z, out=None: ref.gelu_backward(grad_y, z),
+    )
+)
+_add(
+    Spec(
+        "leaky_relu",
+        {"z": Array(None), "negative_slope": Real(0.01), "out": Out()},
+        {},
+        lambda z, negative_slope=0.01, out=None: ref.leaky_relu(z, negative_slope),
+    )
+)
+_add(
+    Spec(
+        "leaky_relu_backward",
+        {"grad_y": Array(None), "z": Array(None), "negative_slope": Real(0.01), "out": Out()},
+        {},
+        lambda grad_y, z, negative_slope=0.01, out=None: ref.leaky_relu_backward(
+            grad_y, z, negative_slope
+        ),
+    )
+)
 _add(
     Spec(
         "softmax",
