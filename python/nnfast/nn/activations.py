@@ -144,7 +144,11 @@ class LeakyReLU(_Activation):
         super().__init__()
         if isinstance(negative_slope, bool) or not isinstance(
             negative_slope, (int, float, np.integer, np.floating)
-        ) or not math.isfinite(float(negative_slope)):
+        ):
+            raise TypeError(
+                f"LeakyReLU: negative_slope must be a number, got {type(negative_slope).__name__}"
+            )
+        if not math.isfinite(float(negative_slope)):
             raise ValueError(
                 f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}"
             )
