@@ -129,48 +129,89 @@ void batch_norm_eval(const T* x, T* y, const BatchNormShape& g, const T* gamma, 
   });
 }
 
+namespace {
+
+// One channel's backward: the two sums in one pass (two accumulators each, tails in order), then
+// grad_x. kRelu: grad_y masked by y > 0.
+template <typename T, bool kRelu>
+void backward_channel(const T* grad_y, const T* x, const T* y, const BatchNormShape& g, int64_t k,
+                      T gamma, T mean, T invstd, bool training, T* grad_x, T* grad_gamma,
+                      T* grad_beta) {
+  using D = Simd<double>;
+  using S = Simd<T>;
+  constexpr int64_t W = D::width;
+  const double m = static_cast<double>(g.n * g.s);
+  const double mean_d = static_cast<double>(mean), inv = static_cast<double>(invstd);
+  const auto md = D::set1(mean_d);
+  auto grad_d = [&](int64_t off) {
+    const auto gy = D::load_from(grad_y + off);
+    if constexpr (kRelu) return D::select(D::cmp_gt(D::load_from(y + off), D::zero()), gy, D::zero());
+    return gy;
+  };
+  auto a0 = D::zero(), a1 = D::zero(), b0 = D::zero(), b1 = D::zero();
+  double ta = 0.0, tb = 0.0;
+  for (int64_t i = 0; i < g.n; ++i) {
+    const int64_t base = (i * g.c + k) * g.s;
+    int64_t j = 0;
+    for (; j + 2 * W <= g.s; j += 2 * W) {
+      const auto g0 = grad_d(base + j), g1 = grad_d(base + j + W);
+      a0 = D::add(a0, g0);
+      a1 = D::add(a1, g1);
+      b0 = D::fmadd(g0, D::sub(D::load_from(x + base + j), md), b0);
+      b1 = D::fmadd(g1, D::sub(D::load_from(x + base + j + W), md), b1);
+    }
+    for (; j + W <= g.s; j += W) {
+      const auto g0 = grad_d(base + j);
+      a0 = D::add(a0, g0);
+      b0 = D::fmadd(g0, D::sub(D::load_from(x + base + j), md), b0);
+    }
+    for (; j < g.s; ++j) {
+      const int64_t off = base + j;
+      const double gv = kRelu && !(y[off] > T(0)) ? 0.0 : static_cast<double>(grad_y[off]);
+      ta += gv;
+      tb += gv * (static_cast<double>(x[off]) - mean_d);
+    }
+  }
+  const double sum_g = D::reduce_add(D::add(a0, a1)) + ta;
+  const double gg = (D::reduce_add(D::add(b0, b1)) + tb) * inv;
+  grad_beta[k] = static_cast<T>(sum_g);
+  grad_gamma[k] = static_cast<T>(gg);
+  const double k1 = static_cast<double>(gamma) * inv;
+  const auto a = S::set1(static_cast<T>(k1));
+  auto grad_t = [&](int64_t off, int64_t cnt) {
+    const auto gy = load_t(grad_y, off, cnt);
+    if constexpr (kRelu) {
+      return S::select(S::cmp_gt(load_t(y, off, cnt), S::zero()), gy, S::zero());
+    }
+    return gy;
+  };
+  if (!training || m == 0) {
+    map_channel(g, k, grad_x, [&](int64_t off, int64_t cnt) { return S::mul(a, grad_t(off, cnt)); });
+    return;
+  }
+  const auto b = S::set1(static_cast<T>(-k1 * inv * gg / m));
+  const auto c = S::set1(static_cast<T>(-k1 * sum_g / m));
+  const auto mt = S::set1(mean);
+  map_channel(g, k, grad_x, [&](int64_t off, int64_t cnt) {
+    return S::fmadd(a, grad_t(off, cnt), S::fmadd(b, S::sub(load_t(x, off, cnt), mt), c));
+  });
+}
+
+}  // namespace
+
 template <typename T>
 void batch_norm_backward(const T* grad_y, const T* x, const T* y, const BatchNormShape& g,
                          const T* gamma, const T* mean, const T* invstd, bool training, bool relu,
                          T* grad_x, T* grad_gamma, T* grad_beta) {
-  using D = Simd<double>;
-  using S = Simd<T>;
-  const double m = static_cast<double>(g.n * g.s);
   runtime::parallel_for(g.c, channel_grain(g), [&](int64_t c0, int64_t c1) {
     for (int64_t k = c0; k < c1; ++k) {
-      const double mean_d = static_cast<double>(mean[k]), inv = static_cast<double>(invstd[k]);
-      const auto md = D::set1(mean_d);
-      // g = grad_y, masked where the fused relu gave 0.
-      auto grad_d = [&](int64_t off) {
-        const auto gy = D::load_from(grad_y + off);
-        return relu ? D::select(D::cmp_gt(D::load_from(y + off), D::zero()), gy, D::zero()) : gy;
-      };
-      auto grad_1 = [&](int64_t off) {
-        return relu && !(y[off] > T(0)) ? 0.0 : static_cast<double>(grad_y[off]);
-      };
-      const double sum_g = reduce_channel(g, k, grad_d, grad_1);
-      const double sum_gx = reduce_channel(
-          g, k, [&](int64_t off) { return D::mul(grad_d(off), D::sub(D::load_from(x + off), md)); },
-          [&](int64_t off) { return grad_1(off) * (static_cast<double>(x[off]) - mean_d); });
-      const double gg = sum_gx * inv;
-      grad_beta[k] = static_cast<T>(sum_g);
-      grad_gamma[k] = static_cast<T>(gg);
-      const double k1 = static_cast<double>(gamma[k]) * inv;
-      const auto a = S::set1(static_cast<T>(k1));
-      auto grad_t = [&](int64_t off, int64_t cnt) {
-        const auto gy = load_t(grad_y, off, cnt);
-        return relu ? S::select(S::cmp_gt(load_t(y, off, cnt), S::zero()), gy, S::zero()) : gy;
-      };
-      if (!training || m == 0) {
-        map_channel(g, k, grad_x, [&](int64_t off, int64_t cnt) { return S::mul(a, grad_t(off, cnt)); });
-        continue;
+      if (relu) {
+        backward_channel<T, true>(grad_y, x, y, g, k, gamma[k], mean[k], invstd[k], training,
+                                  grad_x, grad_gamma, grad_beta);
+      } else {
+        backward_channel<T, false>(grad_y, x, y, g, k, gamma[k], mean[k], invstd[k], training,
+                                   grad_x, grad_gamma, grad_beta);
       }
-      const auto b = S::set1(static_cast<T>(-k1 * inv * gg / m));
-      const auto c = S::set1(static_cast<T>(-k1 * sum_g / m));
-      const auto mt = S::set1(mean[k]);
-      map_channel(g, k, grad_x, [&](int64_t off, int64_t cnt) {
-        return S::fmadd(a, grad_t(off, cnt), S::fmadd(b, S::sub(load_t(x, off, cnt), mt), c));
-      });
     }
   });
 }

@@ -697,6 +697,112 @@ def _rows_pool() -> None:
 _rows_pool()
 
 
+def _rows_norm() -> None:
+    """Batch norm (issue 17's 64x32x28x28), GELU and LeakyReLU on 1M floats."""
+    from . import reference as ref
+
+    shape = (64, 32, 28, 28)
+    nbytes = 4.0 * np.prod(shape)
+
+    def bn_setup(training: bool) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            x = r.standard_normal(shape, dtype=np.float32)
+            g = r.standard_normal(shape, dtype=np.float32)
+            gamma = r.uniform(0.5, 1.5, 32).astype(np.float32)
+            beta = r.standard_normal(32).astype(np.float32)
+            rm, rv = np.zeros(32, np.float32), np.ones(32, np.float32)
+            dst = np.empty_like(x)
+            if training:
+
+                def nnfast_step() -> Any:
+                    y, mean, invstd = F.batch_norm_train(x, gamma, beta, rm, rv)
+                    return (y, *F.batch_norm_backward(g, x, gamma, mean, invstd))
+
+                def numpy_step() -> Any:
+                    y, mean, invstd, _, _ = ref.batch_norm_train(x, gamma, beta, rm, rv)
+                    return (y, *ref.batch_norm_backward(g, x, gamma, mean, invstd))
+
+                impls: dict[str, Impl] = {"nnfast": nnfast_step, "numpy": numpy_step}
+            else:
+                impls = {
+                    "nnfast": lambda: F.batch_norm_eval(x, gamma, beta, rm, rv),
+                    "numpy": lambda: ref.batch_norm_eval(x, gamma, beta, rm, rv),
+                }
+            impls["copy"] = lambda: np.copyto(dst, x)
+            if torch is not None:
+                tx, tg = torch.from_numpy(x), torch.from_numpy(g)
+                tw, tb = torch.from_numpy(gamma), torch.from_numpy(beta)
+                trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+                aten = torch.ops.aten
+                if training:
+
+                    def torch_step() -> Any:
+                        # torch's own kernels without autograd bookkeeping.
+                        y, sm, si = aten.native_batch_norm(tx, tw, tb, trm, trv, True, 0.1, 1e-5)
+                        gx, gw, gb = aten.native_batch_norm_backward(
+                            tg, tx, tw, trm, trv, sm, si, True, 1e-5, [True, True, True]
+                        )
+                        return y, gx, gw, gb
+
+                    impls["torch"] = torch_step
+                else:
+                    impls["torch"] = lambda: torch.nn.functional.batch_norm(
+                        tx, trm, trv, tw, tb, False, 0.1, 1e-5
+                    )
+            return impls
+
+        return setup
+
+    # Bytes: each pass over memory the operation needs at least (the statistics' passes re-read
+    # a channel from cache): forward x in, y out; backward grad_y and x in, grad_x out.
+    ROWS.append(Row("batch_norm2d train fwd + bwd 64x32x28x28 f32", "norm", bn_setup(True),
+                    bytes=5 * nbytes))
+    ROWS.append(Row("batch_norm2d eval 64x32x28x28 f32", "norm", bn_setup(False),
+                    bytes=2 * nbytes))
+
+    n = 1 << 20
+
+    def act_setup(name: str, backward: bool) -> Callable[[Any], dict[str, Impl]]:
+        def setup(torch: Any) -> dict[str, Impl]:
+            r = _rng()
+            z = r.standard_normal(n, dtype=np.float32)
+            g = r.standard_normal(n, dtype=np.float32)
+            dst = np.empty_like(z)
+            args = (0.01,) if name == "leaky_relu" else ()
+            fwd, bwd = getattr(F, name), getattr(F, name + "_backward")
+            rfwd, rbwd = getattr(ref, name), getattr(ref, name + "_backward")
+            if backward:
+                impls: dict[str, Impl] = {
+                    "nnfast": lambda: (fwd(z, *args), bwd(g, z, *args)),
+                    "numpy": lambda: (rfwd(z, *args), rbwd(g, z, *args)),
+                }
+            else:
+                impls = {"nnfast": lambda: fwd(z, *args), "numpy": lambda: rfwd(z, *args)}
+            impls["copy"] = lambda: np.copyto(dst, z)
+            if torch is not None:
+                tz, tg = torch.from_numpy(z), torch.from_numpy(g)
+                tf = getattr(torch.nn.functional, name)
+                if name == "gelu":
+                    tb = lambda: torch.ops.aten.gelu_backward(tg, tz)  # noqa: E731
+                else:
+                    tb = lambda: torch.ops.aten.leaky_relu_backward(tg, tz, 0.01, False)  # noqa: E731
+                impls["torch"] = (lambda: (tf(tz, *args), tb())) if backward else (
+                    lambda: tf(tz, *args))
+            return impls
+
+        return setup
+
+    # NumPy has no erf: its GELU column is math.erfc element by element (the reference).
+    for name in ("gelu", "leaky_relu"):
+        ROWS.append(Row(f"{name} 1M f32", "activations", act_setup(name, False), bytes=8.0 * n))
+        ROWS.append(Row(f"{name} fwd + bwd 1M f32", "activations", act_setup(name, True),
+                        bytes=20.0 * n))
+
+
+_rows_norm()
+
+
 def _rows_dropout() -> None:
     from . import reference as ref
 
