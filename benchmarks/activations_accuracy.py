@@ -6,6 +6,8 @@ units of the smallest subnormal) and the maximum relative error over results >= 
 normal number. Inputs: a dense sweep over [-30, 30], logarithmic magnitudes from 1e-30 to the
 overflow edge of exp, and random normals. References: ``nnfast.reference`` in float64 for float32
 results, the same stable formulas in extended precision (np.longdouble) for float64 results.
+GELU is measured in float32 only, against ``nnfast.reference.gelu`` (math.erfc in float64); its
+float64 kernel is that same C library erfc, so there is nothing better to compare it with here.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def _reference(name: str, z: np.ndarray) -> np.ndarray:
             "sigmoid_derivative": ref.sigmoid_derivative,
             "tanh_derivative": ref.tanh_derivative,
             "softmax": lambda v: ref.softmax(v.reshape(-1, 100), axis=-1).reshape(-1),
+            "gelu": ref.gelu,
         }[name](z.astype(np.float64))
     if name == "softmax":
         return ref.softmax(z.astype(np.longdouble).reshape(-1, 100), axis=-1).reshape(-1)
@@ -85,7 +88,7 @@ def main() -> int:
             z = _inputs(dtype)
             z = np.ascontiguousarray(z[: z.size // 100 * 100])
             sm_in = (z / 4).astype(dtype)  # softmax rows of 100 with a spread of logits
-            for name in names:
+            for name in names + (["gelu"] if dtype == np.float32 else []):
                 zin = sm_in if name == "softmax" else z
                 want = _reference(name, zin)
                 for isa in _core._isa_available():
