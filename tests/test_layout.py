@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parent.parent / "python" / "nnfast"
+import nnfast as nf
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "python" / "nnfast"
 
 
 def _module_name(path: Path) -> str:
@@ -87,3 +91,47 @@ def test_nn_is_a_package_of_short_files():
                                        "dropout", "activations", "io"}  # fmt: skip
     assert not (PKG / "nn.py").exists()
     assert max(len(p.read_text().splitlines()) for p in files) < 500
+
+
+# ----------------------------------------------------------------------------- one list of activations
+_ACT_NAME = r"(?:linear|relu|sigmoid|tanh|softmax|gelu|leaky_relu)"
+
+
+def test_activation_names_are_listed_in_one_cpp_list_only():
+    # No C++ file spells out a list of activation names: no array of two or more name strings
+    # ({"linear", "relu", ...}) and no message naming two ('relu', 'sigmoid' ...); the names come
+    # from NNFAST_ACTIVATIONS in cpp/kernels/activation_list.h (stringified), which must hold all.
+    import re
+
+    cpp = ROOT / "cpp"
+    if not cpp.is_dir():
+        pytest.skip("needs the source tree (cpp/)")
+    array = re.compile(rf'"{_ACT_NAME}"\s*,\s*"{_ACT_NAME}"')
+    message = re.compile(rf"'{_ACT_NAME}'[^\"\n]*'{_ACT_NAME}'")
+    bad = []
+    for path in sorted(cpp.rglob("*")):
+        if path.suffix not in (".h", ".cpp"):
+            continue
+        text = path.read_text()
+        for rx in (array, message):
+            for m in rx.finditer(text):
+                bad.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert not bad, "activation names listed outside cpp/kernels/activation_list.h:\n" + "\n".join(bad)
+    listed = re.findall(r"X\((\w+), kFuse\w+\)", (cpp / "kernels" / "activation_list.h").read_text())
+    assert tuple(listed) == tuple(nf._core.ACTIVATIONS)
+
+
+def test_every_listed_activation_has_a_layer_a_kernel_and_a_reference():
+    from nnfast import functional as F
+    from nnfast import reference as ref
+
+    layers = {c.activation for c in vars(nf.nn).values()
+              if isinstance(c, type) and issubclass(c, nf.nn.Module) and hasattr(c, "activation")
+              and isinstance(c.activation, str)}  # fmt: skip
+    for name in nf._core.ACTIVATIONS:
+        assert name in ref._ACTIVATIONS, name
+        if name != "linear":
+            assert callable(getattr(F, name)), name
+            assert name in layers, f"no nnfast.nn layer for {name}"
+    assert set(nf._core.CONV_ACTIVATIONS) <= set(nf._core.GEMM_ACTIVATIONS) <= set(
+        nf._core.ACTIVATIONS)

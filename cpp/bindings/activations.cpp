@@ -132,6 +132,11 @@ py::array leaky_relu_backward(py::handle gy_obj, py::handle z_obj, py::handle sl
 }  // namespace
 
 NNFAST_REGISTER_FAMILY(activations) {
+  // The one list (kernels/activation_list.h): every activation, those dense's GEMM epilogue
+  // fuses, those conv2d's store fuses.
+  m.attr("ACTIVATIONS") = activation_names(kFuseNone);
+  m.attr("GEMM_ACTIVATIONS") = activation_names(kFuseDense);
+  m.attr("CONV_ACTIVATIONS") = activation_names(kFuseConv);
   NNFAST_DEF_ELEMENTWISE(gelu, "z * Phi(z), Phi the standard normal CDF (GELU, exact erf form).");
   m.def("gelu_backward", &gelu_backward, py::arg("grad_y"), py::arg("z"),
         py::arg("out") = py::none(), "grad_y * gelu'(z), gelu'(z) = Phi(z) + z phi(z).");

@@ -1,6 +1,7 @@
 #include "bindings/common.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -390,6 +391,66 @@ uint64_t require_uint64(py::handle obj, const char* fn, const char* arg) {
   throw py::value_error(where + " must be in [0, " +
                         std::to_string(std::numeric_limits<uint64_t>::max()) + "], got " +
                         std::string(py::str(value)));
+}
+
+}  // namespace bind
+}  // namespace nnfast
+
+namespace nnfast {
+namespace bind {
+
+namespace {
+
+// The names with fuse >= need, each quoted, joined by ", " and a final " or ".
+std::string expected_activations(ActivationFuse need) {
+  std::vector<std::string> names;
+  for (const ActivationInfo& a : kActivations) {
+    if (a.fuse >= need) names.push_back(std::string("'") + a.name + "'");
+  }
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+bool str_is(py::handle obj, const char* s) {
+  if (!PyUnicode_CheckExact(obj.ptr())) return false;
+  Py_ssize_t size = 0;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(obj.ptr(), &size);
+  if (utf8 == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const size_t len = std::strlen(s);
+  return static_cast<size_t>(size) == len && std::memcmp(utf8, s, len) == 0;
+}
+
+Activation parse_activation(py::handle obj, const char* fn, ActivationFuse need, bool none_ok) {
+  if (none_ok && obj.is_none()) return Activation::linear;
+  for (int i = 0; i < kNumActivations; ++i) {  // the fast path: no std::string built
+    if (kActivations[i].fuse >= need && str_is(obj, kActivations[i].name)) {
+      return static_cast<Activation>(i);
+    }
+  }
+  const std::string expected = expected_activations(need);
+  if (!py::isinstance<py::str>(obj)) {
+    throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
+                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
+  }
+  throw py::value_error(std::string(fn) + ": activation must be one of " + expected + ", got " +
+                        py::repr(obj).cast<std::string>());
+}
+
+py::tuple activation_names(ActivationFuse need) {
+  py::list names;
+  for (const ActivationInfo& a : kActivations) {
+    if (a.fuse >= need) names.append(py::str(a.name));
+  }
+  return py::tuple(names);
 }
 
 }  // namespace bind

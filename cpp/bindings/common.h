@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/activation_list.h"
+
 namespace nnfast {
 namespace bind {
 
@@ -107,6 +109,18 @@ std::string out_entry_name(size_t i, const std::vector<const char*>& names);
 // whether entry i came from the caller; a freshly allocated one cannot overlap).
 void require_disjoint_outs(const std::vector<py::array>& outs, const std::vector<bool>& given,
                            const char* fn, const std::vector<const char*>& names);
+
+// Whether obj is exactly the str s, without building a std::string (false for anything else, a
+// str UTF-8 cannot encode included: the callers' slow paths then report it).
+bool str_is(py::handle obj, const char* s);
+
+// An activation name of kernels/activation_list.h whose fuse is at least `need` (kFuseDense for
+// dense's GEMM, kFuseConv for conv2d); anything else a ValueError naming the admitted names in
+// list order (a TypeError for a non-str). None means linear when none_ok.
+Activation parse_activation(py::handle obj, const char* fn, ActivationFuse need, bool none_ok);
+
+// The names of the activations with fuse >= need, in list order, as a tuple of str.
+py::tuple activation_names(ActivationFuse need);
 
 // Calls f(float{}) or f(double{}) for the dtype of a (already checked to be one of them).
 template <typename F>

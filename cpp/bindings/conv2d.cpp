@@ -123,37 +123,9 @@ ConvCall conv_args(py::handle x_obj, py::handle w_obj, py::handle stride_obj,
   return call;
 }
 
-// Whether obj is the str s, without building a std::string (false for anything else, a str
-// UTF-8 cannot encode included: the callers' slow paths then report it as before).
-bool str_is(py::handle obj, const char* s) {
-  if (!PyUnicode_CheckExact(obj.ptr())) return false;
-  Py_ssize_t size = 0;
-  const char* utf8 = PyUnicode_AsUTF8AndSize(obj.ptr(), &size);
-  if (utf8 == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const size_t len = std::strlen(s);
-  return static_cast<size_t>(size) == len && std::memcmp(utf8, s, len) == 0;
-}
-
+// conv2d's activations: those its store applies (kernels/activation_list.h); None is linear.
 GemmActivation conv_activation(py::handle obj, const char* fn) {
-  static const char* const kNames[] = {"linear", "relu", "sigmoid", "tanh"};
-  const char* expected = "'linear', 'relu', 'sigmoid' or 'tanh'";
-  if (obj.is_none()) return GemmActivation::linear;
-  for (int i = 0; i < 4; ++i) {
-    if (str_is(obj, kNames[i])) return static_cast<GemmActivation>(i);
-  }
-  if (!py::isinstance<py::str>(obj)) {
-    throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
-                         type_name(obj));
-  }
-  const std::string name = obj.cast<std::string>();
-  for (int i = 0; i < 4; ++i) {
-    if (name == kNames[i]) return static_cast<GemmActivation>(i);
-  }
-  throw py::value_error(std::string(fn) + ": activation must be one of " + expected + ", got " +
-                        py::repr(obj).cast<std::string>());
+  return parse_activation(obj, fn, kFuseConv, true);
 }
 
 Conv2dAlgorithm conv_algorithm(py::handle obj, const char* fn) {

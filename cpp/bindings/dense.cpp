@@ -15,19 +15,9 @@ namespace nnfast {
 namespace bind {
 namespace {
 
-GemmActivation parse_activation(py::handle obj, const char* fn) {
-  static const char* const kNames[] = {"linear", "relu", "sigmoid", "tanh", "softmax"};
-  const char* expected = "'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'";
-  if (!py::isinstance<py::str>(obj)) {
-    throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
-                         py::str(py::type::handle_of(obj).attr("__name__")).cast<std::string>());
-  }
-  const std::string name = obj.cast<std::string>();
-  for (int i = 0; i < 5; ++i) {
-    if (name == kNames[i]) return static_cast<GemmActivation>(i);
-  }
-  throw py::value_error(std::string(fn) + ": activation must be one of " + expected + ", got " +
-                        py::repr(obj).cast<std::string>());
+// dense's activations: those its GEMM epilogue applies (kernels/activation_list.h).
+GemmActivation dense_activation(py::handle obj, const char* fn) {
+  return parse_activation(obj, fn, kFuseDense, false);
 }
 
 void require_shape(const py::array& a, const Shape& want, const char* fn, const char* arg,
@@ -97,7 +87,7 @@ py::array dense(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle
     require_same_dtype(x, "x", b, "b", fn);
     require_shape(b, {outf}, fn, "b", "(out_features,)");
   }
-  const GemmActivation act = parse_activation(act_obj, fn);
+  const GemmActivation act = dense_activation(act_obj, fn);
   py::array y = has_bias ? prepare_out(out, x.dtype(), {batch, outf}, fn, {x, w, b})
                          : prepare_out(out, x.dtype(), {batch, outf}, fn, {x, w});
   dispatch_float(x, [&](auto t) {
@@ -126,7 +116,7 @@ py::tuple dense_backward(py::handle x_obj, py::handle w_obj, py::handle a_obj,
   const int64_t batch = d.batch, in = d.in, outf = d.out;
   require_shape(a, {batch, outf}, fn, "a", "(batch, out_features)");
   require_shape(ga, {batch, outf}, fn, "grad_a", "(batch, out_features)");
-  const GemmActivation act = parse_activation(act_obj, fn);
+  const GemmActivation act = dense_activation(act_obj, fn);
   static const std::vector<const char*> kNames = {"grad_x", "grad_w", "grad_b"};
   const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
   const Shape shapes[3] = {{batch, in}, {in, outf}, {outf}};
@@ -187,7 +177,7 @@ void gemm_inplace(py::handle a_obj, py::handle b_obj, py::handle c_obj, double a
     require_same_dtype(a, "a", bc, "bias_col", fn);
     require_shape(bc, {n}, fn, "bias_col", "(n,)");
   }
-  const GemmActivation act = parse_activation(act_obj, fn);
+  const GemmActivation act = dense_activation(act_obj, fn);
   dispatch_float(a, [&](auto t) {
     using T = decltype(t);
     GemmEpilogue<T> ep;

@@ -48,17 +48,18 @@ py::array channel_array(py::handle obj, const py::array& x, int64_t c, const cha
   return a;
 }
 
-// activation: "linear" (or None) or "relu"; true for relu.
+// activation: linear (or None) or relu, by their names in kernels/activation_list.h; true for
+// relu. Any other activation of the list is a ValueError naming the two.
 bool bn_relu(py::handle obj, const char* fn) {
-  const char* expected = "'linear' or 'relu'";
-  if (obj.is_none()) return false;
+  const char* linear = kActivations[static_cast<int>(Activation::linear)].name;
+  const char* relu = kActivations[static_cast<int>(Activation::relu)].name;
+  if (obj.is_none() || str_is(obj, linear)) return false;
+  if (str_is(obj, relu)) return true;
+  const std::string expected = std::string("'") + linear + "' or '" + relu + "'";
   if (!py::isinstance<py::str>(obj)) {
     throw py::type_error(std::string(fn) + ": activation must be a str (" + expected + "), got " +
                          type_name(obj));
   }
-  const std::string name = obj.cast<std::string>();
-  if (name == "linear") return false;
-  if (name == "relu") return true;
   throw py::value_error(std::string(fn) + ": activation must be one of " + expected + ", got " +
                         py::repr(obj).cast<std::string>());
 }

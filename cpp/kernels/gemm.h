@@ -11,12 +11,13 @@
 
 #include <cstdint>
 
+#include "kernels/activation_list.h"
 #include "kernels/isa.h"
 
 namespace nnfast {
 
-// Element-wise activation applied as C is stored (softmax: along each row of C).
-enum class GemmActivation : int { linear = 0, relu = 1, sigmoid = 2, tanh = 3, softmax = 4 };
+// The activation applied as C is stored (softmax: along each row of C) is a GemmActivation, one
+// of kernels/activation_list.h's with fuse >= kFuseDense; the binding admits no other.
 
 // What happens to each element of C after alpha * op(A) * op(B) + beta * C.
 template <typename T>

@@ -116,12 +116,16 @@ def relu_derivative(z: Any) -> np.ndarray:
     return (z > 0).astype(z.dtype if z.dtype.kind == "f" else np.float64)
 
 
+# Every activation of the kernels' one list (nnfast._core.ACTIVATIONS; tests/test_layout.py
+# checks the two agree), as a function of z (leaky_relu at its default slope).
 _ACTIVATIONS = {
     "linear": lambda z: z,
     "relu": relu,
     "sigmoid": sigmoid,
     "tanh": tanh,
     "softmax": lambda z: softmax(z, axis=-1),
+    "gelu": lambda z: gelu(z),
+    "leaky_relu": lambda z: leaky_relu(z),
 }
 
 # ----------------------------------------------------------------------------- dense

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+from nnfast import _core
 from nnfast import reference as ref
 
 
@@ -182,7 +183,9 @@ class Spec:
         return full
 
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+# The activations dense and conv2d fuse, from the kernels' one list.
+ACTIVATIONS = tuple(_core.GEMM_ACTIVATIONS)
+CONV_ACTIVATIONS = tuple(_core.CONV_ACTIVATIONS)
 
 
 def _elementwise(name: str, reference: Callable[..., Any]) -> Spec:
@@ -270,7 +273,6 @@ _add(
 )
 
 # ----------------------------------------------------------------------------- dense / GEMM
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 _add(
     Spec(
         "matmul",
@@ -363,7 +365,7 @@ _add(
             "stride": STRIDE,
             "padding": PADDING,
             "out": Out(),
-            "activation": Choice(("linear", "relu", "sigmoid", "tanh"), none_ok=True),
+            "activation": Choice(CONV_ACTIVATIONS, none_ok=True),
         },
         CONV_SIZES,
         lambda x, w, b=None, stride=1, padding=0, out=None, activation="linear": ref._ACTIVATIONS[

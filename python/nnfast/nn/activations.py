@@ -18,10 +18,11 @@ from .module import Module
 
 __all__ = ["GELU", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
-# The activations the dense GEMM epilogue applies, from the kernels' one list when it exports it.
-GEMM_ACTIVATIONS: tuple[str, ...] = tuple(
-    getattr(_core, "GEMM_ACTIVATIONS", ("linear", "relu", "sigmoid", "tanh", "softmax"))
-)
+# From the kernels' one list (cpp/kernels/activation_list.h): every activation, those the dense
+# GEMM epilogue applies, those conv2d's store applies.
+ACTIVATIONS: tuple[str, ...] = tuple(_core.ACTIVATIONS)
+GEMM_ACTIVATIONS: tuple[str, ...] = tuple(_core.GEMM_ACTIVATIONS)
+CONV_ACTIVATIONS: tuple[str, ...] = tuple(_core.CONV_ACTIVATIONS)
 
 
 def check_activation(activation: Any, cls: str, allowed: tuple[str, ...]) -> str:
