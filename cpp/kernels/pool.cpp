@@ -218,7 +218,9 @@ struct CountDivider {
       : n(static_cast<T>(count)), inv(T(1) / static_cast<T>(count)),
         pow2(count > 0 && (count & (count - 1)) == 0) {}
   T operator()(T s) const { return pow2 ? s * inv : s / n; }
-  typename Simd<T>::Reg operator()(typename Simd<T>::Reg s) const {
+  // A register (one lane on the scalar path, where Reg is T and the overload above serves).
+  template <typename R, typename = std::enable_if_t<!std::is_same_v<R, T>>>
+  R operator()(R s) const {
     return pow2 ? Simd<T>::mul(s, Simd<T>::set1(inv)) : Simd<T>::div(s, Simd<T>::set1(n));
   }
 };

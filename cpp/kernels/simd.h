@@ -19,7 +19,8 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE2__) || defined(_M_X64)
+#if !defined(NNFAST_FORCE_SCALAR) && \
+    (defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE2__) || defined(_M_X64))
 #include <immintrin.h>
 #endif
 
@@ -27,7 +28,9 @@
 #error "simd.h is for kernel sources compiled per ISA (NNFAST_ISA_NS undefined)"
 #endif
 
-#if defined(__AVX512F__)
+#if defined(NNFAST_FORCE_SCALAR)
+#define NNFAST_SIMD_SCALAR 1
+#elif defined(__AVX512F__)
 #define NNFAST_SIMD_AVX512 1
 #elif defined(__AVX2__) && (defined(__FMA__) || defined(_MSC_VER))
 #define NNFAST_SIMD_AVX2 1

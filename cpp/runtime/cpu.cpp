@@ -100,6 +100,8 @@ const char* isa_name(Isa isa) {
       return "avx512";
     case Isa::avx2:
       return "avx2";
+    case Isa::scalar:
+      return "scalar";
     default:
       return "baseline";
   }
@@ -116,6 +118,9 @@ bool cpu_supports_baseline() {
 std::vector<Isa> available_isas() {
   std::vector<Isa> out;
   if (!cpu_supports_baseline()) return out;
+#if defined(NNFAST_X86)
+  out.push_back(Isa::scalar);  // needs nothing, but is no use where the wheel cannot load
+#endif
   out.push_back(Isa::baseline);
 #if defined(NNFAST_X86)
   if (features().avx2) out.push_back(Isa::avx2);
@@ -138,7 +143,13 @@ void select_isa(const std::string& name) {
     return;
   }
   Isa wanted;
-  if (name == "baseline") {
+  if (name == "scalar") {
+#if defined(NNFAST_X86)
+    wanted = Isa::scalar;
+#else
+    wanted = Isa::baseline;  // the baseline is the scalar path here
+#endif
+  } else if (name == "baseline") {
     wanted = Isa::baseline;
   } else if (name == "avx2") {
     wanted = Isa::avx2;
@@ -146,7 +157,7 @@ void select_isa(const std::string& name) {
     wanted = Isa::avx512;
   } else {
     throw std::invalid_argument("nnfast: unknown ISA '" + name +
-                                "'; expected one of baseline, avx2, avx512 (this CPU supports: " +
+                                "'; expected one of scalar, baseline, avx2, avx512 (this CPU supports: " +
                                 available_list() + ")");
   }
   for (Isa isa : avail) {
