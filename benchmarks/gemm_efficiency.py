@@ -20,8 +20,6 @@ import statistics
 import time
 from typing import Any, Callable
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import nnfast as nf  # noqa: E402
 import numpy as np  # noqa: E402
 from nnfast import _core  # noqa: E402

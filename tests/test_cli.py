@@ -279,3 +279,34 @@ def test_bench_plot_without_matplotlib_fails_before_measuring(tmp_path, monkeypa
     code, out, err = _run(capsys, "bench", "--plot", str(tmp_path / "b.png"))
     assert code == 2
     assert "--plot needs matplotlib" in err and out == ""
+
+
+def test_bench_times_numpy_without_a_blas_override_and_names_it(tmp_path):
+    # OPENBLAS_CORETYPE forces NumPy's BLAS kernel: the NumPy column comes from a child process
+    # without it, and the run says so (in the output and in --json).
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "b.json"
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell", OPENBLAS_THREAD_TIMEOUT="4")
+    r = subprocess.run(
+        [sys.executable, "-m", "nnfast", "bench", "--filter", "relu_derivative 1M", "--repeats", "1",
+         "--quick", "--no-torch", "--json", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "warning: OPENBLAS_CORETYPE=Haswell forces NumPy's BLAS kernel" in r.stdout
+    assert "NumPy timed in a child process without OPENBLAS_CORETYPE" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["machine"]["blas_env_overrides"] == {"OPENBLAS_CORETYPE": "Haswell"}
+    assert "child process" in data["machine"]["numpy_timed_in"]
+    (row,) = data["results"]
+    assert row["seconds"]["numpy"] > 0 and row["speedup_vs_numpy"] > 0
+    r2 = subprocess.run(
+        [sys.executable, "-m", "nnfast", "bench", "--filter", "relu_derivative 1M", "--repeats", "1",
+         "--quick", "--no-torch", "--keep-blas-env"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert r2.returncode == 0, r2.stderr
+    assert "kept (--keep-blas-env)" in r2.stdout and "this process, interleaved" in r2.stdout

@@ -524,7 +524,6 @@ def _rows_conv() -> None:
 
         return setup
 
-    peak = "FMA peak measured here: ~114 GFLOP/s f32 per core"
     for n, c, hw, o, k, pad in [(64, 1, 28, 32, 3, 1), (64, 32, 14, 64, 3, 1)]:
         kernels = _core_kernels(n, c, hw, o, k, pad)
         flops = 2.0 * n * o * hw * hw * c * k * k
@@ -535,7 +534,7 @@ def _rows_conv() -> None:
                 "conv2d",
                 conv_setup(n, c, hw, o, k, pad, False),
                 flops=flops,
-                notes=f"{kernels.split(';')[0]}; {peak}",
+                notes=kernels.split(";")[0],
             )
         )
         ROWS.append(
@@ -876,20 +875,73 @@ def _calibrate(fn: Impl, target_s: float) -> int:
     return max(1, min(10_000, int(target_s / max(t, 1e-7))))
 
 
+# torch is timed in its best state: warmed up until the median of rounds of 3 calls moves by less
+# than this fraction from one round to the next (at most _SETTLE_ROUNDS rounds).
+_SETTLE_TOL = 0.05
+# Pause after each torch sample: at its default settings torch's OpenMP workers spin-wait after
+# each op and would otherwise take the cores from the implementation timed next (matmul 1024^3:
+# nnfast 17.9 ms right after torch, 10.8 ms after the pause).
+_TORCH_PAUSE_S = 0.05
+_SETTLE_ROUNDS = 30
+
+
+def _settle(fn: Impl) -> int:
+    """Calls fn until its times settle; returns the number of calls made."""
+    prev, calls = None, 0
+    for _ in range(_SETTLE_ROUNDS):
+        ts = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        calls += 3
+        med = statistics.median(ts)
+        if prev is not None and abs(med - prev) <= _SETTLE_TOL * prev:
+            break
+        prev = med
+    return calls
+
+
 def run_rows(
-    rows: list[Row], repeats: int = 15, sample_s: float = 0.02, torch: Any = None
+    rows: list[Row],
+    repeats: int = 15,
+    sample_s: float = 0.02,
+    torch: Any = None,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Times every row; returns one dict per row with median seconds per implementation."""
+    """Times every row; returns one dict per row with median seconds per implementation
+    (``only``/``skip``: which implementations to time)."""
     results = []
     for row in rows:
-        impls = row.setup(torch)
+        impls = {k: f for k, f in row.setup(torch).items()
+                 if k not in skip and (only is None or k in only)}  # fmt: skip
+        warm = {k: _settle(f) for k, f in impls.items() if k == "torch"}
         inner = {k: _calibrate(f, sample_s) for k, f in impls.items()}
+        if "torch" in impls:
+            time.sleep(_TORCH_PAUSE_S)
         samples: dict[str, list[float]] = {k: [] for k in impls}
         for _ in range(repeats):
             for k, f in impls.items():
                 samples[k].append(_time_once(f, inner[k]))
+                if k == "torch":
+                    time.sleep(_TORCH_PAUSE_S)  # let its spinning OpenMP workers go idle
         med = {k: statistics.median(v) for k, v in samples.items()}
         res: dict[str, Any] = {"name": row.name, "family": row.family, "seconds": med}
+        if warm:
+            res["torch_warmup_calls"] = warm["torch"]
+        if "nnfast" not in med:
+            results.append(res)
+            continue
+        finish_row(res, row)
+        results.append(res)
+    return results
+
+
+def finish_row(res: dict[str, Any], row: Row) -> None:
+    """The ratios and rates of a row from its medians (again after a column is merged in)."""
+    med = res["seconds"]
+    if "nnfast" in med:
         t = med["nnfast"]
         if "numpy" in med:
             res["speedup_vs_numpy"] = med["numpy"] / t
@@ -901,10 +953,8 @@ def run_rows(
             res["gflops"] = row.flops / t / 1e9
         if row.bytes:
             res["gbytes_per_s"] = row.bytes / t / 1e9
-        if row.notes:
-            res["notes"] = row.notes
-        results.append(res)
-    return results
+    if row.notes:
+        res["notes"] = row.notes
 
 
 def machine_limits(repeats: int = 5) -> dict[str, float]:
@@ -945,6 +995,9 @@ def format_table(results: list[dict[str, Any]], limits: dict[str, float] | None 
                 rate += f" ({100 * r['gflops'] / peak:.0f} % of peak)"
         elif "gbytes_per_s" in r:
             rate = f"{r['gbytes_per_s']:.1f} GB/s"
+            if limits:
+                bw = limits["copy_gbytes_per_s"]
+                rate += f" ({100 * r['gbytes_per_s'] / bw:.0f} % of copy)"
         vs_np = f"{r['speedup_vs_numpy']:.2f}x" if "speedup_vs_numpy" in r else "-"
         vs_t = f"{r['speedup_vs_torch']:.2f}x" if "speedup_vs_torch" in r else "-"
         vs_c = f"{r['time_vs_copy']:.2f}" if "time_vs_copy" in r else "-"
@@ -955,11 +1008,45 @@ def format_table(results: list[dict[str, Any]], limits: dict[str, float] | None 
     return "\n".join(lines)
 
 
+# Environment variables that force NumPy's BLAS onto another kernel or cache size than the one it
+# would pick for this CPU (this project's host sets the first two).
+BLAS_OVERRIDES = (
+    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "GOTO_L2_SIZE", "MKL_DEBUG_CPU_TYPE",
+    "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+)  # fmt: skip
+
+
+def blas_overrides(env: Any = None) -> dict[str, str]:
+    env = os.environ if env is None else env
+    return {k: env[k] for k in BLAS_OVERRIDES if k in env}
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """NumPy's BLAS as threadpoolctl reports it (library, version, kernel architecture, threads);
+    empty without threadpoolctl (the ``bench`` extra)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keep = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
+    return [{k: d.get(k) for k in keep} for d in threadpool_info() if d.get("user_api") == "blas"]
+
+
+def _blas_str(blas: list[dict[str, Any]]) -> str:
+    if not blas:
+        return "BLAS unknown (pip install threadpoolctl)"
+    return ", ".join(
+        f"{b['internal_api']} {b['version']} kernel {b['architecture']} {b['num_threads']} threads"
+        for b in blas
+    )
+
+
 def machine_info(torch: Any) -> dict[str, Any]:
     """What the numbers were measured on."""
     info = dict(_runtime.config())
     info["cpu"] = _cpu_model()
     info["platform"] = platform.platform()
+    info["numpy_blas"] = blas_info()
     info["torch"] = None if torch is None else torch.__version__
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
@@ -980,14 +1067,42 @@ def _cpu_model() -> str:
 def _import_torch(disabled: bool) -> Any:
     if disabled:
         return None
-    # NOTE: torch's OpenMP workers spin-wait after each op by default and steal the cores nnfast's
-    # own threads need in the interleaved timing; passive waiting must be set before the import.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # NOTE: torch runs at its own default threading: OMP_WAIT_POLICY=PASSIVE, which an earlier
+    # version set here, slowed torch's small ops (the CNN train step 3.1 -> 5.8 ms) and so
+    # flattered nnfast.
     try:
         import torch  # type: ignore[import-not-found]
     except ImportError:
         return None
     return torch
+
+
+def _numpy_in_child(args: Any, rows: list[Row], repeats: int, results: list[dict[str, Any]],
+                    info: dict[str, Any]) -> str:
+    """Times the NumPy column of ``rows`` in a child process whose environment lacks the BLAS
+    overrides, merges it into ``results`` and returns how it was timed."""
+    import subprocess
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_OVERRIDES}
+    with tempfile.TemporaryDirectory() as tmp:
+        names, out = os.path.join(tmp, "rows.json"), os.path.join(tmp, "numpy.json")
+        cmd = [sys.executable, "-m", "nnfast.bench", "--numpy-column", out, "--no-torch",
+               "--repeats", str(repeats)] + (["--quick"] if args.quick else [])  # fmt: skip
+        if args.filter:
+            cmd += ["--filter", args.filter]
+        subprocess.run(cmd, env=env, check=True, timeout=3600)
+        with open(out, encoding="utf-8") as f:
+            child = json.load(f)
+        del names
+    by_name = {r.name: r for r in rows}
+    for res in results:
+        sec = child["seconds"].get(res["name"])
+        if sec is not None:
+            res["seconds"]["numpy"] = sec
+            finish_row(res, by_name[res["name"]])
+    info["numpy_blas"] = child["numpy_blas"]
+    return "a child process without " + ", ".join(sorted(blas_overrides()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -999,6 +1114,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="samples per implementation")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--plot", metavar="FILE", help="also draw the speed-ups as a bar chart (PNG)")
+    p.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="time NumPy in this process even when a variable forces its BLAS kernel "
+        f"({', '.join(BLAS_OVERRIDES[:2])}, ...); by default a child process without them does",
+    )
+    p.add_argument("--numpy-column", metavar="FILE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (5 if args.quick else 15)
     if repeats < 1:
@@ -1015,14 +1137,46 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in rows if args.filter in r.name]
     if not rows:
         p.error(f"no benchmark row matches --filter {args.filter!r}")
+    sample_s = 0.01 if args.quick else 0.02
+    if args.numpy_column:  # the child of a run whose environment forces NumPy's BLAS kernel
+        res = run_rows(rows, repeats=repeats, sample_s=sample_s, only=("numpy",))
+        out = {r["name"]: r["seconds"].get("numpy") for r in res}
+        with open(args.numpy_column, "w", encoding="utf-8") as f:
+            json.dump({"seconds": out, "numpy_blas": blas_info()}, f)
+        return 0
+    overrides = blas_overrides()
+    child_numpy = bool(overrides) and not args.keep_blas_env
     torch = _import_torch(args.no_torch)
     info = machine_info(torch)
+    info["blas_env_overrides"] = overrides
     limits = machine_limits()
+    torch_str = "not installed"
+    if torch is not None:
+        torch_str = f"{info['torch']} ({info['torch_threads']} threads, its default settings)"
     print(
         f"nnfast {info['version']} | isa {info['isa']} | threads {info['num_threads']} | "
-        f"{info['cpu']} | numpy {info['numpy']} | torch {info['torch'] or 'not installed'}"
+        f"{info['cpu']} | numpy {info['numpy']} | torch {torch_str}"
     )
-    results = run_rows(rows, repeats=repeats, sample_s=0.01 if args.quick else 0.02, torch=torch)
+    results = run_rows(rows, repeats=repeats, sample_s=sample_s, torch=torch,
+                       skip=("numpy",) if child_numpy else ())  # fmt: skip
+    numpy_where = "this process, interleaved"
+    if child_numpy:
+        numpy_where = _numpy_in_child(args, rows, repeats, results, info)
+    info["numpy_timed_in"] = numpy_where
+    print(f"NumPy's BLAS: {_blas_str(info['numpy_blas'])} (NumPy timed in {numpy_where})")
+    if overrides:
+        print(
+            "warning: "
+            + ", ".join(f"{k}={v}" for k, v in overrides.items())
+            + " forces NumPy's BLAS kernel or cache size; "
+            + ("NumPy was timed in a child process without it (--keep-blas-env keeps it)"
+               if child_numpy else "kept (--keep-blas-env): NumPy's column is held back")
+        )  # fmt: skip
+    if torch is not None:
+        print(
+            f"torch warmed up until the median of 3 calls moved by <= {_SETTLE_TOL:.0%} between "
+            f"rounds (at most {_SETTLE_ROUNDS} rounds)"
+        )
     print(
         f"limits measured now: FMA f32 {limits['fma_gflops_f32_one_core']:.0f} GFLOP/s on one "
         f"core, {limits['fma_gflops_f32_all_threads']:.0f} on {info['num_threads']} threads; "
