@@ -1,4 +1,4 @@
-// Optimizer updates and the tutorial's fused training loop; compiled once per ISA (see isa.h).
+// Optimizer updates; compiled once per ISA (see isa.h).
 #include "kernels/optim.h"
 
 #include <cmath>
@@ -89,85 +89,10 @@ void adam_step(T* p, const T* g, T* m, T* v, int64_t n, T lr, T beta1, T beta2, 
   });
 }
 
-template <typename T>
-void tutorial_train(const T* x, const T* y, T* w1, T* b1, T* w2, T* b2, int64_t n, int64_t in,
-                    int64_t hidden, int64_t out, int64_t epochs, T lr, T* loss, T* z1, T* a1, T* z2,
-                    T* a2, T* first_a2, T* ws) {
-  // NOTE: the tutorial's networks are a few neurons wide, far below any GEMM tile, so plain loops
-  // in the tutorial's order of operations beat calling the blocked GEMM 6 times per epoch.
-  T* dz2 = ws;            // (n, out)
-  T* dz1 = ws + n * out;  // (n, hidden)
-  const T inv_m = T(1) / static_cast<T>(n);
-  for (int64_t e = 0; e < epochs; ++e) {
-    // Forward: z1 = x w1 + b1, a1 = relu(z1), z2 = a1 w2 + b2, a2 = sigmoid(z2).
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = 0; j < hidden; ++j) {
-        T s = 0;
-        for (int64_t k = 0; k < in; ++k) s += x[r * in + k] * w1[k * hidden + j];
-        const T z = s + b1[j];
-        z1[r * hidden + j] = z;
-        a1[r * hidden + j] = z > T(0) ? z : T(0);
-      }
-      for (int64_t j = 0; j < out; ++j) {
-        T s = 0;
-        for (int64_t k = 0; k < hidden; ++k) s += a1[r * hidden + k] * w2[k * out + j];
-        const T z = s + b2[j];
-        z2[r * out + j] = z;
-        a2[r * out + j] = T(1) / (T(1) + std::exp(-z));
-      }
-    }
-    if (e == 0 && first_a2 != nullptr) {
-      for (int64_t i = 0; i < n * out; ++i) first_a2[i] = a2[i];
-    }
-    // Loss = mean((a2 - y)^2); dz2 = a2 - y.
-    T sq = 0;
-    for (int64_t i = 0; i < n * out; ++i) {
-      const T d = a2[i] - y[i];
-      dz2[i] = d;
-      sq += d * d;
-    }
-    loss[e] = sq / static_cast<T>(n * out);
-    // da1 = dz2 w2^T (with the weights before this epoch's update); dz1 = da1 * (z1 > 0).
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = 0; j < hidden; ++j) {
-        T s = 0;
-        for (int64_t k = 0; k < out; ++k) s += dz2[r * out + k] * w2[j * out + k];
-        dz1[r * hidden + j] = z1[r * hidden + j] > T(0) ? s : T(0);
-      }
-    }
-    // w2 -= lr (1/m) a1^T dz2; b2 -= lr (1/m) sum dz2; same for layer 1 with x and dz1.
-    for (int64_t k = 0; k < hidden; ++k) {
-      for (int64_t j = 0; j < out; ++j) {
-        T s = 0;
-        for (int64_t r = 0; r < n; ++r) s += a1[r * hidden + k] * dz2[r * out + j];
-        w2[k * out + j] -= lr * (inv_m * s);
-      }
-    }
-    for (int64_t j = 0; j < out; ++j) {
-      T s = 0;
-      for (int64_t r = 0; r < n; ++r) s += dz2[r * out + j];
-      b2[j] -= lr * (inv_m * s);
-    }
-    for (int64_t k = 0; k < in; ++k) {
-      for (int64_t j = 0; j < hidden; ++j) {
-        T s = 0;
-        for (int64_t r = 0; r < n; ++r) s += x[r * in + k] * dz1[r * hidden + j];
-        w1[k * hidden + j] -= lr * (inv_m * s);
-      }
-    }
-    for (int64_t j = 0; j < hidden; ++j) {
-      T s = 0;
-      for (int64_t r = 0; r < n; ++r) s += dz1[r * hidden + j];
-      b1[j] -= lr * (inv_m * s);
-    }
-  }
-}
-
 #define NNFAST_INSTANTIATE_OPTIM(T)                                                            \
   template void sgd_step<T>(T*, const T*, T*, int64_t, T, T);                                  \
-  template void adam_step<T>(T*, const T*, T*, T*, int64_t, T, T, T, T, T, T);                 \
-  template void tutorial_train<T>(const T*, const T*, T*, T*, T*, T*, int64_t, int64_t,        \
-                                  int64_t, int64_t, int64_t, T, T*, T*, T*, T*, T*, T*, T*);
+  template void adam_step<T>(T*, const T*, T*, T*, int64_t, T, T, T, T, T, T);
+
 NNFAST_INSTANTIATE_OPTIM(float)
 NNFAST_INSTANTIATE_OPTIM(double)
 #undef NNFAST_INSTANTIATE_OPTIM
