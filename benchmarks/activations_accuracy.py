@@ -92,7 +92,7 @@ def main() -> int:
                 zin = sm_in if name == "softmax" else z
                 want = _reference(name, zin)
                 for isa in _core._isa_available():
-                    _core._set_isa(isa)
+                    _core._testing.set_isa(isa)
                     if name == "softmax":
                         got = _core.softmax(zin.reshape(-1, 100)).reshape(-1)
                     else:
@@ -100,7 +100,7 @@ def main() -> int:
                     ulps, rel = _errors(got, want, dtype)
                     print(f"| {name} | {np.dtype(dtype).name} | {isa} | {ulps:.2f} | {rel:.2e} |")
     finally:
-        _core._set_isa(before)
+        _core._testing.set_isa(before)
     return 0
 
 

@@ -17,11 +17,11 @@ THREAD_COUNTS = sorted({1, 2, 3, max(1, os.cpu_count() or 1)})
 def isa(request: pytest.FixtureRequest):
     """Runs the test once per SIMD path this CPU supports, restoring the default afterwards."""
     before = _core._isa()
-    _core._set_isa(request.param)
+    _core._testing.set_isa(request.param)
     try:
         yield request.param
     finally:
-        _core._set_isa(before)
+        _core._testing.set_isa(before)
 
 
 @pytest.fixture(params=THREAD_COUNTS)

@@ -182,14 +182,14 @@ def test_identical_bits_on_every_isa(rng):
     got = []
     try:
         for isa in _core._isa_available():
-            _core._set_isa(isa)
+            _core._testing.set_isa(isa)
             r = []
             for ps, st in ((2, None), (3, 2), (3, 1), (2, (1, 2))):
                 y = nf.avg_pool2d(x, ps, st)
                 r += [y.tobytes(), nf.avg_pool2d_backward(y, x.shape, ps, st).tobytes()]
             got.append(r)
     finally:
-        _core._set_isa(before)
+        _core._testing.set_isa(before)
     assert all(g == got[0] for g in got)
 
 

@@ -823,7 +823,7 @@ def test_regression_empty_output_with_huge_other_sizes_names_the_function():
     with pytest.raises(
         ValueError, match=r"^_new_array: the output of shape \(0, 4611686018427387904, 4\)"
     ):
-        nf._core._new_array([0, 2**62, 4], np.dtype(np.float64))
+        nf._core._testing.new_array([0, 2**62, 4], np.dtype(np.float64))
 
 
 def _misaligned(values, dtype):

@@ -144,7 +144,7 @@ def test_threads_and_isas_give_identical_bits_per_isa(shape, rng):
     before = _core._isa()
     try:
         for isa in _core._isa_available():
-            _core._set_isa(isa)
+            _core._testing.set_isa(isa)
             results = []
             for t in (1, 2, 3):
                 with with_num_threads(t):
@@ -156,7 +156,7 @@ def test_threads_and_isas_give_identical_bits_per_isa(shape, rng):
                 for a, b in zip(results[0], other):
                     np.testing.assert_array_equal(a, b)
     finally:
-        _core._set_isa(before)
+        _core._testing.set_isa(before)
 
 
 def test_one_value_per_channel_is_refused_and_nothing_changes(rng):

@@ -452,19 +452,19 @@ def test_conv2d_backward_bad_inputs():
 
 def test_conv2d_algorithm_choice():
     assert (
-        _core._conv2d_algorithm(
+        _core._testing.conv2d_algorithm(
             np.zeros((64, 1, 28, 28), np.float32), np.zeros((32, 1, 3, 3), np.float32), 1, 1
         )
         == "direct"
     )
     assert (
-        _core._conv2d_algorithm(
+        _core._testing.conv2d_algorithm(
             np.zeros((64, 32, 14, 14), np.float32), np.zeros((64, 32, 3, 3), np.float32), 1, 1
         )
         == "direct"
     )
     assert (
-        _core._conv2d_algorithm(np.zeros((1, 1, 28, 28)), np.zeros((1, 1, 3, 3)), 2, 0) == "im2col"
+        _core._testing.conv2d_algorithm(np.zeros((1, 1, 28, 28)), np.zeros((1, 1, 3, 3)), 2, 0) == "im2col"
     )
 
 

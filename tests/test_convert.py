@@ -118,13 +118,13 @@ def test_new_array_overflow_and_memory_errors():
         ValueError,
         match=r"_new_array: the output of shape \(4294967296, 4294967296\) has more elements than can be addressed",
     ):
-        _core._new_array([2**32, 2**32], np.dtype(np.float32))
+        _core._testing.new_array([2**32, 2**32], np.dtype(np.float32))
     with pytest.raises(
         ValueError, match=r"_new_array: the output has a negative size in shape \(-1, 3\)"
     ):
-        _core._new_array([-1, 3], np.dtype(np.float32))
+        _core._testing.new_array([-1, 3], np.dtype(np.float32))
     with pytest.raises(MemoryError):
-        _core._new_array([2**27, 2**27], np.dtype(np.float64))  # 128 PiB
-    assert _core._new_array([2**40, 0], np.dtype(np.float32)).shape == (2**40, 0)
-    ok = _core._new_array([3, 4], np.dtype(np.float64))
+        _core._testing.new_array([2**27, 2**27], np.dtype(np.float64))  # 128 PiB
+    assert _core._testing.new_array([2**40, 0], np.dtype(np.float32)).shape == (2**40, 0)
+    ok = _core._testing.new_array([3, 4], np.dtype(np.float64))
     assert ok.shape == (3, 4) and ok.dtype == np.float64 and ok.flags.c_contiguous

@@ -52,12 +52,12 @@ def test_mask_identical_across_isas_threads_and_dtypes(rng):
     runs = []
     try:
         for isa in _core._isa_available():
-            _core._set_isa(isa)
+            _core._testing.set_isa(isa)
             for t in (1, 2, 3):
                 with with_num_threads(t):
                     runs.append((_bits(nf.dropout(x, 0.2, 99)), _bits(nf.dropout_mask(n, 0.2, 99))))
     finally:
-        _core._set_isa(before)
+        _core._testing.set_isa(before)
     assert all(r == runs[0] for r in runs)
     want = ref.dropout_mask(n, 0.2, 99, np.float32)
     assert _bits(nf.dropout(x, 0.2, 99)) == _bits(x * want)

@@ -1,4 +1,4 @@
-"""GEMM: nnfast.matmul and the C++ gemm_ex (through the _core._gemm testing hook).
+"""GEMM: nnfast.matmul and the C++ gemm_ex (through the _core._testing.gemm hook).
 
 Register tiles are MR x NR = 12 x 32 (AVX-512 f32), 12 x 16 (AVX-512 f64), 6 x 16 / 6 x 8 (AVX2),
 6 x 8 / 6 x 4 (baseline SSE); K slices are up to 512 / 256 (AVX-512 f32 / f64), 1024 / 512
@@ -80,7 +80,7 @@ def test_gemm_alpha_beta_bias_activation(isa, dtype, rng):
             bc = rng.standard_normal(n).astype(dtype)
             for act in nf._core.GEMM_ACTIVATIONS:
                 c = c0.copy()
-                _core._gemm(a, b, c, 0.5, -1.5, ta, tb, br, bc, act)
+                _core._testing.gemm(a, b, c, 0.5, -1.5, ta, tb, br, bc, act)
                 z = 0.5 * opa @ opb - 1.5 * c0.astype(np.float64) + br[:, None] + bc[None, :]
                 np.testing.assert_allclose(
                     c, ref._ACTIVATIONS[act](z), **tol(dtype, k), err_msg=f"{act} {m}x{n}x{k}"
@@ -91,10 +91,10 @@ def test_gemm_beta_zero_ignores_nan_in_c(isa):
     a = np.ones((20, 30))
     b = np.ones((30, 40))
     c = np.full((20, 40), np.nan)
-    _core._gemm(a, b, c, 1.0, 0.0)
+    _core._testing.gemm(a, b, c, 1.0, 0.0)
     np.testing.assert_array_equal(c, 30.0)
     c = np.full((2, 3), np.nan)
-    _core._gemm(np.ones((2, 1)), np.ones((1, 3)), c, 1.0, 0.0)  # tiny path
+    _core._testing.gemm(np.ones((2, 1)), np.ones((1, 3)), c, 1.0, 0.0)  # tiny path
     np.testing.assert_array_equal(c, 1.0)
 
 
@@ -102,7 +102,7 @@ def test_gemm_alpha_zero_does_not_read_a_b(isa):
     a = np.full((30, 40), np.nan)
     b = np.full((40, 50), np.inf)
     c = np.ones((30, 50))
-    _core._gemm(a, b, c, 0.0, 2.0)
+    _core._testing.gemm(a, b, c, 0.0, 2.0)
     np.testing.assert_array_equal(c, 2.0)
 
 
@@ -144,16 +144,16 @@ SHARED_PACKING = [
 def share_every_size():
     # Shared packing starts at 64Mi multiply-adds; these shapes are small so that every ISA,
     # the scalar baseline included, runs them quickly.
-    old = _core._set_gemm_shared_pack_min(0)
+    old = _core._testing.set_gemm_shared_pack_min(0)
     yield
-    _core._set_gemm_shared_pack_min(old)
+    _core._testing.set_gemm_shared_pack_min(old)
 
 
 def test_shared_pack_threshold_hook_round_trips():
-    old = _core._set_gemm_shared_pack_min(123)
-    assert _core._set_gemm_shared_pack_min(old) == 123
+    old = _core._testing.set_gemm_shared_pack_min(123)
+    assert _core._testing.set_gemm_shared_pack_min(old) == 123
     with pytest.raises(ValueError, match="madds must be >= 0"):
-        _core._set_gemm_shared_pack_min(-1)
+        _core._testing.set_gemm_shared_pack_min(-1)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -63,7 +63,7 @@ def test_unsupported_isa_names_supported_paths():
     if not missing:
         # Every path runs here: check the message path through the runtime switch instead.
         with pytest.raises(ValueError, match=r"unknown ISA 'neon'"):
-            _core._set_isa("neon")
+            _core._testing.set_isa("neon")
         return
     r = run_python("import nnfast", NNFAST_ISA=missing[0])
     assert r.returncode != 0
@@ -74,10 +74,10 @@ def test_runtime_isa_switch_round_trip():
     before = _core._isa()
     try:
         for name in _core._isa_available():
-            _core._set_isa(name)
+            _core._testing.set_isa(name)
             assert nf.config()["isa"] == name
     finally:
-        _core._set_isa(before)
+        _core._testing.set_isa(before)
     assert _core._isa() == before
 
 

@@ -310,7 +310,7 @@ NNFAST_REGISTER_FAMILY(conv2d) {
         py::arg("out") = py::none(),
         "(grad_x or None, grad_w, grad_b) of y = conv2d(x, w, b) given dL/dy; out=(grad_x, "
         "grad_w, grad_b) with None entries allowed writes the supplied ones.");
-  m.def("_conv2d_algorithm", &conv2d_algorithm, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
+  testing_module(m).def("conv2d_algorithm", &conv2d_algorithm, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
         py::arg("padding") = 0, "The forward algorithm the automatic choice picks: 'direct' or "
         "'im2col'.");
   m.def("_conv2d_kernels", &conv2d_kernels_text, py::arg("x"), py::arg("w"), py::arg("stride") = 1,

@@ -207,13 +207,14 @@ NNFAST_REGISTER_FAMILY(dense) {
         py::arg("grad_a"), py::arg("activation") = "linear", py::arg("out") = py::none(),
         "(grad_x, grad_w, grad_b) of a = act(x @ w + b) given dL/da; out=(grad_x, grad_w, "
         "grad_b) with None entries allowed writes the supplied ones.");
-  m.def("_gemm", &gemm_inplace, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("alpha") = 1.0,
+  py::module_ testing = testing_module(m);
+  testing.def("gemm", &gemm_inplace, py::arg("a"), py::arg("b"), py::arg("c"), py::arg("alpha") = 1.0,
         py::arg("beta") = 0.0, py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("bias_row") = py::none(), py::arg("bias_col") = py::none(),
         py::arg("activation") = "linear",
         "Testing hook: c = act(alpha op(a) op(b) + beta c + bias) in place (C++ gemm_ex).");
-  m.def(
-      "_set_gemm_shared_pack_min",
+  testing.def(
+      "set_gemm_shared_pack_min",
       [](int64_t madds) {
         if (madds < 0) throw py::value_error("_set_gemm_shared_pack_min: madds must be >= 0");
         return runtime::gemm_shared_pack_min_madds.exchange(madds);

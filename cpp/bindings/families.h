@@ -16,6 +16,12 @@ bool add_family(const char* name, RegisterFn fn);
 // Runs every recorded family's registration function on m, sorted by name.
 void register_families(pybind11::module_& m);
 
+// _core._testing, the submodule of hooks for nnfast's own tests (not API), created on first use.
+inline pybind11::module_ testing_module(pybind11::module_& m) {
+  if (pybind11::hasattr(m, "_testing")) return m.attr("_testing").cast<pybind11::module_>();
+  return m.def_submodule("_testing", "Hooks for nnfast's own tests; not API.");
+}
+
 }  // namespace bind
 }  // namespace nnfast
 

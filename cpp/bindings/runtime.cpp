@@ -23,8 +23,9 @@ NNFAST_REGISTER_FAMILY(runtime) {
       },
       py::arg("n"), "Sets the number of threads kernels use (the calling thread included).");
   m.def("get_num_threads", &runtime::num_threads, "Number of threads kernels use.");
-  m.def(
-      "_set_isa",
+  py::module_ testing = testing_module(m);
+  testing.def(
+      "set_isa",
       [](const std::string& name) {
         try {
           runtime::select_isa(name);
@@ -42,8 +43,8 @@ NNFAST_REGISTER_FAMILY(runtime) {
     for (runtime::Isa isa : runtime::available_isas()) out.append(runtime::isa_name(isa));
     return out;
   });
-  m.def(
-      "_new_array",
+  testing.def(
+      "new_array",
       [](const std::vector<int64_t>& shape, py::dtype dtype) {
         return new_array(dtype, shape, "_new_array");
       },

@@ -5,6 +5,8 @@ The functions here are strict: inputs must be C-contiguous float32/float64 ``num
 releases the GIL while it runs.
 """
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -168,23 +170,7 @@ def dense_backward(
         ``(grad_x (batch, in), grad_w (in, out), grad_b (out,))``, all of ``x``'s dtype.
     """
 
-def _gemm(
-    a: FloatArray,
-    b: FloatArray,
-    c: FloatArray,
-    alpha: float = 1.0,
-    beta: float = 0.0,
-    trans_a: bool = False,
-    trans_b: bool = False,
-    bias_row: FloatArray | None = None,
-    bias_col: FloatArray | None = None,
-    activation: str = "linear",
-) -> None:
-    """Testing hook for the C++ gemm_ex: c = act(alpha op(a) op(b) + beta c + bias), in place."""
 
-def _set_gemm_shared_pack_min(madds: int) -> int:
-    """Testing hook: GEMMs from ``madds`` multiply-adds up pack an operand every thread needs once,
-    shared (default 64 Mi); returns the previous value."""
 
 # ---- convolution and pooling (issue 5)
 
@@ -219,10 +205,6 @@ def conv2d_backward(
     """(grad_x or None, grad_w, grad_b) of conv2d given dL/dy; ``out`` as for
     :func:`dense_backward` (``out[0]`` must be None when ``need_grad_x`` is False)."""
 
-def _conv2d_algorithm(
-    x: FloatArray, w: FloatArray, stride: IntOrPair = 1, padding: IntOrPair | str = 0
-) -> str:
-    """The forward algorithm the automatic choice picks: "direct" or "im2col"."""
 
 def _conv2d_kernels(
     x: FloatArray, w: FloatArray, stride: IntOrPair = 1, padding: IntOrPair | str = 0
@@ -398,8 +380,6 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """Number of kernel threads."""
 
-def _set_isa(name: str) -> None:
-    """Switches the SIMD path ("" = best). For tests; ``NNFAST_ISA`` is the public control."""
 
 def _isa() -> str:
     """The SIMD path in use: "baseline", "avx2" or "avx512"."""
@@ -407,11 +387,13 @@ def _isa() -> str:
 def _isa_available() -> list[str]:
     """Paths this CPU and build can run, weakest first."""
 
-def _new_array(shape: list[int], dtype: np.dtype) -> npt.NDArray[np.floating]:
-    """The bindings' overflow-checked output allocation (for tests)."""
 
 def _fma_peak(dtype: npt.DTypeLike, iters: int, threads: int = 1) -> float:
     """GFLOP/s of register-only FMA chains on the active ISA, run on ``threads`` pool threads.
 
     A measurement of the machine's limit for the benchmark table, not a kernel.
     """
+
+# ---- _testing: hooks for nnfast's own tests (not API): set_isa(name), new_array(shape, dtype),
+# gemm(a, b, c, ...), set_gemm_shared_pack_min(madds), conv2d_algorithm(x, w, stride, padding).
+_testing: Any
