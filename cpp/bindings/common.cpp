@@ -30,7 +30,6 @@ std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::
 
 namespace {
 constexpr int kNpyFloat = 11;   // NPY_FLOAT
-constexpr int kNpyAligned = 0x0100;  // NPY_ARRAY_ALIGNED
 constexpr int kNpyDouble = 12;  // NPY_DOUBLE
 
 // NOTE: numpy spells native byte order '=' and big-endian-on-little-endian '>' (and vice versa).
@@ -72,7 +71,7 @@ py::array require_float_array(py::handle obj, const char* fn, const char* arg) {
                           " must be C-contiguous, got an array with strides " +
                           shape_str(Shape(a.strides(), a.strides() + a.ndim())));
   }
-  if (!(a.flags() & kNpyAligned)) {
+  if (!is_aligned(a)) {
     // NOTE: kernels may read elements with plain (aligned) scalar loads.
     throw py::value_error(std::string(fn) + ": " + arg +
                           " must be aligned to its dtype, got a misaligned array");
@@ -249,7 +248,7 @@ py::array prepare_named_out(py::object out, const py::dtype& dtype, const Shape&
   if (!o.writeable()) {
     throw py::value_error(where + " must be writeable, got a read-only array");
   }
-  if (!(o.flags() & kNpyAligned)) {
+  if (!is_aligned(o)) {
     throw py::value_error(where + " must be aligned to its dtype, got a misaligned array");
   }
   for (const py::array& in : inputs) {

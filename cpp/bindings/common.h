@@ -32,6 +32,11 @@ Shape shape_of(const py::array& a);
 // Name of an array's dtype, e.g. "float32".
 std::string dtype_str(const py::array& a);
 
+// NumPy's NPY_ARRAY_ALIGNED flag (numpy/ndarraytypes.h), and whether an array has it: its data
+// and strides suit its element type, as every kernel that reads it directly needs.
+constexpr int kNpyArrayAligned = 0x0100;
+inline bool is_aligned(const py::array& a) { return (a.flags() & kNpyArrayAligned) != 0; }
+
 // Whether the array's dtype is float32 / float64.
 bool is_f32(const py::array& a);
 bool is_f64(const py::array& a);

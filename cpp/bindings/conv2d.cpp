@@ -38,7 +38,7 @@ bool is_convertible_int_kernel(const py::array& x, py::handle w_obj) {
   const char kind = dt.kind();
   const char order = dt.byteorder();  // '|' for one-byte types
   return (kind == 'i' || kind == 'u' || kind == 'b') && (order == '=' || order == '|') &&
-         (w.flags() & py::array::c_style) && (w.flags() & 0x0100);  // 0x0100: NPY_ARRAY_ALIGNED
+         (w.flags() & py::array::c_style) && is_aligned(w);
 }
 
 ConvCall conv_args(py::handle x_obj, py::handle w_obj, py::handle stride_obj,

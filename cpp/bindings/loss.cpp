@@ -88,7 +88,7 @@ py::tuple softmax_cross_entropy(py::handle logits_obj, py::handle labels_obj, py
     if (!(y.flags() & py::array::c_style)) {
       throw py::value_error(std::string(fn) + ": labels must be C-contiguous");
     }
-    if (!(y.flags() & 0x0100)) {  // NPY_ARRAY_ALIGNED: the kernel reads int64 elements
+    if (!is_aligned(y)) {  // the kernel reads int64 elements
       throw py::value_error(std::string(fn) + ": labels must be aligned to its dtype, got a " +
                             "misaligned array");
     }

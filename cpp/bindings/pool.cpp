@@ -188,7 +188,7 @@ py::array max_pool2d_backward(py::handle gy_obj, py::handle idx_obj, py::handle 
   if (!(idx.flags() & py::array::c_style)) {
     throw py::value_error(std::string(fn) + ": indices must be C-contiguous");
   }
-  if (!(idx.flags() & 0x0100)) {  // NPY_ARRAY_ALIGNED: the kernel reads int64 elements
+  if (!is_aligned(idx)) {  // the kernel reads int64 elements
     throw py::value_error(std::string(fn) + ": indices must be aligned to its dtype, got a " +
                           "misaligned array");
   }
