@@ -564,3 +564,30 @@ def test_regression_empty_input_with_padding_backward(
         np.testing.assert_array_equal(gw, np.zeros_like(w))
         np.testing.assert_allclose(gw, want_w)
         np.testing.assert_allclose(gb, want_b, rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_through_a_fused_activation(isa, activation, dtype):
+    # conv2d_backward(activation=, y=) equals the chain dL/dz = act'(z) dL/dy, then linear.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 2, 7, 6)).astype(dtype)
+    w = rng.standard_normal((4, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    y = nf.conv2d(x, w, b, 1, 1, activation=activation)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    gz = {"relu": g * (y > 0), "sigmoid": g * y * (1 - y), "tanh": g * (1 - y * y)}[activation]
+    want = nf.conv2d_backward(x, w, gz.astype(dtype), 1, 1)
+    got = nf.conv2d_backward(x, w, g, 1, 1, activation=activation, y=y)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for a, e in zip(got, want):
+        np.testing.assert_allclose(a, e, **tol)
+    g0 = g.copy()
+    nf.conv2d_backward(x, w, g, 1, 1, activation=activation, y=y)
+    np.testing.assert_array_equal(g, g0)  # grad_y is not overwritten
+    with pytest.raises(ValueError, match=r"y \(the forward's output\) is required"):
+        nf.conv2d_backward(x, w, g, 1, 1, activation=activation)
+    with pytest.raises(ValueError, match="y must have the output's shape"):
+        nf.conv2d_backward(x, w, g, 1, 1, activation=activation, y=y[:1])
+    with pytest.raises(ValueError, match="activation must be one of 'linear', 'relu', 'sigmoid'"):
+        nf.conv2d_backward(x, w, g, 1, 1, activation="softmax", y=y)

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "bindings/common.h"
+#include "kernels/activations.h"
+#include "runtime/workspace.h"
 #include "bindings/families.h"
 #include "bindings/spatial_args.h"
 
@@ -232,7 +234,7 @@ py::array conv2d(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handl
 
 py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
                           py::handle stride_obj, py::handle padding_obj, py::handle need_gx_obj,
-                          py::object out) {
+                          py::object out, py::handle act_obj, py::handle y_obj) {
   const char* fn = "conv2d_backward";
   ConvCall call = conv_args(x_obj, w_obj, stride_obj, padding_obj, fn);
   const Conv2dGeometry g = call.g;
@@ -245,6 +247,21 @@ py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
                           shape_str(want) + ", got " + shape_str(gy));
   }
   const bool need_gx = bool_value(need_gx_obj, fn, "need_grad_x");
+  // An activation fused into the forward: grad_y is dL/dy of y = act(z), turned into dL/dz from y.
+  const GemmActivation act = conv_activation(act_obj, fn);
+  py::array y = gy;  // placeholder without an activation (never read)
+  if (act != GemmActivation::linear) {
+    if (y_obj.is_none()) {
+      throw py::value_error(std::string(fn) +
+                            ": y (the forward's output) is required with an activation");
+    }
+    y = require_float_array(y_obj, fn, "y");
+    require_same_dtype(call.x, "x", y, "y", fn);
+    if (shape_of(y) != want) {
+      throw py::value_error(std::string(fn) + ": y must have the output's shape " +
+                            shape_str(want) + ", got " + shape_str(y));
+    }
+  }
   static const std::vector<const char*> kNames = {"grad_x", "grad_w", "grad_b"};
   const std::vector<py::object> outs = unpack_outs(std::move(out), fn, kNames);
   if (!need_gx && !outs[0].is_none()) {
@@ -265,7 +282,7 @@ py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
     }
     given[i] = !outs[i].is_none();
     grads.push_back(prepare_named_out(outs[i], call.x.dtype(), shapes[i], fn,
-                                      out_entry_name(i, kNames), {call.x, call.w, gy}));
+                                      out_entry_name(i, kNames), {call.x, call.w, gy, y}));
   }
   require_disjoint_outs(grads, given, fn, kNames);
   py::array &gx = grads[0], &gw = grads[1], &gb = grads[2];
@@ -275,10 +292,19 @@ py::tuple conv2d_backward(py::handle x_obj, py::handle w_obj, py::handle gy_obj,
     const T* px = cdata<T>(call.x);
     const T* pw = cdata<T>(call.w);
     const T* pgy = cdata<T>(gy);
+    const T* pyo = cdata<T>(y);
     T* pgx = need_gx ? mdata<T>(gx) : nullptr;
     T* pgw = mdata<T>(gw);
     T* pgb = mdata<T>(gb);
+    const int64_t n = static_cast<int64_t>(gy.size());
     py::gil_scoped_release release;
+    if (act != GemmActivation::linear) {
+      // dL/dz in this thread's binding scratch (kept between calls: no allocation per step).
+      T* pgz = static_cast<T*>(runtime::thread_workspace(
+          runtime::WorkspaceSlot::binding, static_cast<size_t>(n) * sizeof(T)));
+      nnfast::activation_output_grad<T>(pyo, pgy, pgz, n, act);
+      pgy = pgz;
+    }
     nnfast::conv2d_backward<T>(px, pw, pgy, pgx, pgw, pgb, g);
   });
   return py::make_tuple(gx_obj, gw, gb);
@@ -307,9 +333,10 @@ NNFAST_REGISTER_FAMILY(conv2d) {
         "act(conv(x, w) + b): NCHW x with OIHW w, or an (H, W) image with a (kh, kw) kernel.");
   m.def("conv2d_backward", &conv2d_backward, py::arg("x"), py::arg("w"), py::arg("grad_y"),
         py::arg("stride") = 1, py::arg("padding") = 0, py::arg("need_grad_x") = true,
-        py::arg("out") = py::none(),
-        "(grad_x or None, grad_w, grad_b) of y = conv2d(x, w, b) given dL/dy; out=(grad_x, "
-        "grad_w, grad_b) with None entries allowed writes the supplied ones.");
+        py::arg("out") = py::none(), py::arg("activation") = "linear", py::arg("y") = py::none(),
+        "(grad_x or None, grad_w, grad_b) of y = act(conv2d(x, w, b)) given dL/dy (act from y, "
+        "the forward's output); out=(grad_x, grad_w, grad_b) with None entries allowed writes "
+        "the supplied ones.");
   testing_module(m).def("conv2d_algorithm", &conv2d_algorithm, py::arg("x"), py::arg("w"), py::arg("stride") = 1,
         py::arg("padding") = 0, "The forward algorithm the automatic choice picks: 'direct' or "
         "'im2col'.");

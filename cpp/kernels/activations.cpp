@@ -1,6 +1,8 @@
 // Activation kernels; compiled once per ISA (see isa.h).
 #include "kernels/activations.h"
 
+#include "kernels/gemm_epilogue.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -146,6 +148,29 @@ inline double gelu_derivative_scalar(double x) {
 }  // namespace
 
 template <typename T>
+void activation_output_grad(const T* y, const T* grad_y, T* grad_z, int64_t n, GemmActivation act) {
+  using S = Simd<T>;
+  auto run = [&](auto tag) {
+    constexpr GemmActivation A = decltype(tag)::value;
+    runtime::parallel_for(n, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+      map2_range(y, grad_y, grad_z, begin, end, [](typename S::Reg a, typename S::Reg g) {
+        return epi::activation_grad<A, T>(a, g, S::zero());
+      });
+    });
+  };
+  switch (act) {
+    case GemmActivation::relu:
+      return run(std::integral_constant<GemmActivation, GemmActivation::relu>{});
+    case GemmActivation::sigmoid:
+      return run(std::integral_constant<GemmActivation, GemmActivation::sigmoid>{});
+    case GemmActivation::tanh:
+      return run(std::integral_constant<GemmActivation, GemmActivation::tanh>{});
+    default:
+      if (grad_z != grad_y) std::copy(grad_y, grad_y + n, grad_z);
+  }
+}
+
+template <typename T>
 void gelu(const T* x, T* y, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
     runtime::parallel_for(n, kMathGrain, [&](int64_t begin, int64_t end) {
@@ -257,6 +282,8 @@ void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner) {
   template void sigmoid_derivative<T>(const T*, T*, int64_t);                \
   template void tanh_derivative<T>(const T*, T*, int64_t);                   \
   template void softmax<T>(const T*, T*, int64_t, int64_t, int64_t);          \
+  template void activation_output_grad<T>(const T*, const T*, T*, int64_t,  \
+                                           GemmActivation);                  \
   template void gelu<T>(const T*, T*, int64_t);                              \
   template void gelu_backward<T>(const T*, const T*, T*, int64_t);           \
   template void leaky_relu<T>(const T*, T*, int64_t, T);                     \

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/activation_list.h"
 #include "kernels/isa.h"
 
 #define NNFAST_DECLARE_ACTIVATIONS(isa)                                                 \
@@ -41,6 +42,11 @@
   /* grad_x[i] = x[i] > 0 ? grad_y[i] : slope grad_y[i]. */                             \
   template <typename T>                                                                 \
   void leaky_relu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n, T slope); \
+  /* grad_z[i] = act'(z) grad_y[i] from y = act(z) (act element-wise and conv-fusable:  \
+     linear, relu, sigmoid, tanh); grad_z may equal grad_y. */                          \
+  template <typename T>                                                                 \
+  void activation_output_grad(const T* y, const T* grad_y, T* grad_z, int64_t n,         \
+                              GemmActivation act);                                      \
   /* softmax along the middle axis of x viewed as (outer, len, inner); x may equal y. */ \
   template <typename T>                                                                 \
   void softmax(const T* x, T* y, int64_t outer, int64_t len, int64_t inner);            \
@@ -64,6 +70,11 @@ NNFAST_ACTIVATION_FRONT(tanh_derivative)
 
 NNFAST_ACTIVATION_FRONT(gelu)
 #undef NNFAST_ACTIVATION_FRONT
+
+template <typename T>
+void activation_output_grad(const T* y, const T* grad_y, T* grad_z, int64_t n, GemmActivation act) {
+  NNFAST_DISPATCH(activation_output_grad<T>, y, grad_y, grad_z, n, act);
+}
 
 template <typename T>
 void gelu_backward(const T* grad_y, const T* x, T* grad_x, int64_t n) {

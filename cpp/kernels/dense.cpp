@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "kernels/gemm.h"
+#include "kernels/gemm_epilogue.h"
 #include "kernels/simd.h"
 #include "runtime/threadpool.h"
 #include "runtime/workspace.h"
@@ -14,24 +15,6 @@ namespace {
 
 // Elements of dz per task of the dz / grad_b pass, at least.
 constexpr int64_t kMinElemsPerTask = 1 << 14;
-
-// dL/dz from dL/da and a for one register: a' is a function of a alone (except softmax).
-template <GemmActivation Act, typename T>
-inline typename Simd<T>::Reg activation_grad(typename Simd<T>::Reg a, typename Simd<T>::Reg ga,
-                                             typename Simd<T>::Reg row_dot) {
-  using S = Simd<T>;
-  if constexpr (Act == GemmActivation::relu) {
-    return S::select(S::cmp_gt(a, S::zero()), ga, S::zero());
-  } else if constexpr (Act == GemmActivation::sigmoid) {
-    return S::mul(S::mul(ga, a), S::sub(S::set1(T(1)), a));
-  } else if constexpr (Act == GemmActivation::tanh) {
-    return S::mul(ga, S::fnmadd(a, a, S::set1(T(1))));
-  } else if constexpr (Act == GemmActivation::softmax) {
-    return S::mul(a, S::sub(ga, row_dot));
-  } else {
-    return ga;
-  }
-}
 
 // dz (batch x out) and grad_b = column sums of dz, summed down the rows in order (the result
 // does not depend on how columns are split between threads). Each task owns a contiguous range of
@@ -56,13 +39,13 @@ void dz_and_bias_grad(const T* a, const T* ga, const T* row_dot, T* dz, T* grad_
       const Reg dot = row_dot != nullptr ? S::set1(row_dot[i]) : S::zero();
       int64_t j = j0;
       for (; j + W <= j1; j += W) {
-        const Reg d = activation_grad<Act, T>(S::loadu(a + off + j), S::loadu(ga + off + j), dot);
+        const Reg d = epi::activation_grad<Act, T>(S::loadu(a + off + j), S::loadu(ga + off + j), dot);
         if (dz != ga) S::storeu(dz + off + j, d);
         S::storeu(grad_b + j, S::add(S::loadu(grad_b + j), d));
       }
       if (j < j1) {
         const int64_t lanes = j1 - j;
-        const Reg d = activation_grad<Act, T>(S::load_partial(a + off + j, lanes),
+        const Reg d = epi::activation_grad<Act, T>(S::load_partial(a + off + j, lanes),
                                               S::load_partial(ga + off + j, lanes), dot);
         if (dz != ga) S::store_partial(dz + off + j, d, lanes);
         S::store_partial(grad_b + j, S::add(S::load_partial(grad_b + j, lanes), d), lanes);

@@ -31,6 +31,25 @@ inline typename Simd<T>::Reg activate(typename Simd<T>::Reg v) {
   }
 }
 
+// dL/dz from dL/da and a = act(z) for one register: act' is a function of a alone (softmax
+// also needs row_dot = sum(a * dL/da) over the row). dense's and conv2d's backward share it.
+template <GemmActivation Act, typename T>
+inline typename Simd<T>::Reg activation_grad(typename Simd<T>::Reg a, typename Simd<T>::Reg ga,
+                                             typename Simd<T>::Reg row_dot) {
+  using S = Simd<T>;
+  if constexpr (Act == GemmActivation::relu) {
+    return S::select(S::cmp_gt(a, S::zero()), ga, S::zero());
+  } else if constexpr (Act == GemmActivation::sigmoid) {
+    return S::mul(S::mul(ga, a), S::sub(S::set1(T(1)), a));
+  } else if constexpr (Act == GemmActivation::tanh) {
+    return S::mul(ga, S::fnmadd(a, a, S::set1(T(1))));
+  } else if constexpr (Act == GemmActivation::softmax) {
+    return S::mul(a, S::sub(ga, row_dot));
+  } else {
+    return ga;
+  }
+}
+
 // Softmax of one row of n elements, in place (the same kernel as nnfast::softmax's rows).
 template <typename T>
 inline void softmax_row(T* row, int64_t n) {

@@ -8,7 +8,7 @@ namespace runtime {
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr int kSlots = 4;
+constexpr int kSlots = 5;
 
 struct Buffer {
   void* ptr = nullptr;

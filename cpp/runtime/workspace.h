@@ -7,7 +7,8 @@ namespace nnfast {
 namespace runtime {
 
 // Scratch slots, so a kernel that calls another (dense -> gemm) never shares a buffer with it.
-enum class WorkspaceSlot : int { gemm = 0, dense = 1, conv = 2, misc = 3 };
+// binding: a binding's temporary held across the kernel it calls (conv2d_backward's dL/dz).
+enum class WorkspaceSlot : int { gemm = 0, dense = 1, conv = 2, misc = 3, binding = 4 };
 
 // At least `bytes` of 64-byte aligned memory owned by the calling thread for `slot`; it grows
 // and is kept for the thread's lifetime, so steady-state calls do not allocate. The pointer stays

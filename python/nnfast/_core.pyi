@@ -201,9 +201,12 @@ def conv2d_backward(
     padding: IntOrPair | str = 0,
     need_grad_x: bool = True,
     out: OutTriple | None = None,
+    activation: str | None = "linear",
+    y: FloatArray | None = None,
 ) -> tuple[FloatArray | None, FloatArray, FloatArray]:
-    """(grad_x or None, grad_w, grad_b) of conv2d given dL/dy; ``out`` as for
-    :func:`dense_backward` (``out[0]`` must be None when ``need_grad_x`` is False)."""
+    """(grad_x or None, grad_w, grad_b) of act(conv2d) given dL/dy (act' from ``y``, the
+    forward's output); ``out`` as for :func:`dense_backward` (``out[0]`` must be None when
+    ``need_grad_x`` is False)."""
 
 
 def _conv2d_kernels(

@@ -604,12 +604,16 @@ def conv2d_backward(
     padding: Any = 0,
     need_grad_x: bool = True,
     out: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None = None,
+    activation: str | None = "linear",
+    y: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Gradients of ``y = conv2d(x, w, b, stride, padding)`` given ``grad_y = dL/dy``.
+    """Gradients of ``y = act(conv2d(x, w, b, stride, padding))`` given ``grad_y = dL/dy``.
 
-    ``grad_w = sum_n grad_y[n] @ im2col(x[n]).T`` and ``grad_x = col2im(w.T @ grad_y[n])`` on the
-    packed GEMM, ``grad_b`` the sum of ``grad_y`` over ``(N, Ho, Wo)``. (An activation fused into
-    the forward pass is not undone here: pass ``dL/dz``, e.g. ``grad_a * (y > 0)`` for ReLU.)
+    ``grad_w = sum_n grad_z[n] @ im2col(x[n]).T`` and ``grad_x = col2im(w.T @ grad_z[n])``,
+    ``grad_b`` the sum of ``grad_z`` over ``(N, Ho, Wo)``, with ``grad_z = act'(z) * grad_y``
+    taken from ``y`` (the forward's output) for an ``activation`` fused into the forward, as
+    :func:`dense_backward` does: ``grad_y * (y > 0)`` for ReLU, ``y (1 - y)`` for sigmoid,
+    ``1 - y**2`` for tanh.
 
     Parameters
     ----------
@@ -618,6 +622,11 @@ def conv2d_backward(
     grad_y : array_like, the shape of ``conv2d``'s output
     need_grad_x : bool
         ``False`` skips ``grad_x`` (a network's first layer) and returns ``None`` in its place.
+    activation : {"linear", "relu", "sigmoid", "tanh"} or None
+        The activation :func:`conv2d` applied (``nnfast._core.CONV_ACTIVATIONS``); ``y`` is then
+        required.
+    y : numpy.ndarray, optional
+        The forward's output, same shape as ``grad_y``.
     out : tuple (grad_x, grad_w, grad_b), optional
         As for :func:`dense_backward`: three entries, each a C-contiguous, writeable array of
         that result's shape and dtype, or None (allocated); ``grad_x`` must be None when
@@ -631,11 +640,12 @@ def conv2d_backward(
     """
     if type(x) is np.ndarray and type(w) is np.ndarray and type(grad_y) is np.ndarray:
         try:
-            return _core.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x, out)
+            return _core.conv2d_backward(x, w, grad_y, stride, padding, need_grad_x, out,
+                                         activation, y)
         except _CONVERTIBLE:
             pass
     x2, w2, g2 = as_float_arrays("conv2d_backward", x=x, w=w, grad_y=grad_y)
-    return _core.conv2d_backward(x2, w2, g2, stride, padding, need_grad_x, out)
+    return _core.conv2d_backward(x2, w2, g2, stride, padding, need_grad_x, out, activation, y)
 
 
 # ----------------------------------------------------------------------------- pooling

@@ -159,8 +159,7 @@ class Conv2D(Module):
         self._check_ran()
         if self._bn is not None:
             return self._backward_bn(grad, need_grad_x)
-        if self._act == "relu" and not self._relu_applied_by_pool:
-            grad = self._relu_backward(grad, self._y)
+        act = "relu" if self._act == "relu" and not self._relu_applied_by_pool else "linear"
         x = self._x
         out = (
             self._grad_x(x) if need_grad_x else None,
@@ -168,7 +167,8 @@ class Conv2D(Module):
             self._scratch("grad_b", self.b.shape, x.dtype),
         )
         gx, gw, gb = F.conv2d_backward(
-            x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x, out=out
+            x, self.W, grad, self.stride, self._pad, need_grad_x=need_grad_x, out=out,
+            activation=act, y=self._y,
         )
         self.grads = {"W": gw, "b": gb}
         return gx
