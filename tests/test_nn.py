@@ -182,19 +182,24 @@ def test_initialisation_he_and_glorot():
 
 
 def test_verbose_levels(capsys):
+    import re
+
     X, y = nf.datasets.xor()
     m = Sequential([Dense(2, 4, activation="relu"), Dense(4, 2)], seed=0)
     m.fit(X, y, epochs=2, batch_size=4, verbose=0)
     assert capsys.readouterr().out == ""
-    m.fit(X, y, epochs=2, batch_size=4, verbose=2)
+    m.fit(X, y, epochs=2, batch_size=4, verbose=2, validation_data=(X, y))
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - loss ") and "accuracy" in lines[1]
-    assert "img/s" in lines[0]
+    line = (r"epoch 2/2 - \d+\.\d+s - loss \d\.\d{4} - accuracy \d+\.\d\d% - val_loss \d\.\d{4} - "
+            r"val_accuracy \d+\.\d\d% - lr \d\.\de-\d\d")
+    assert len(lines) == 2 and re.fullmatch(line, lines[1]), lines
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):  # each metric once
+        assert len(re.findall(rf"(?<![a-z_]){metric} ", lines[1])) == 1, (metric, lines[1])
+    # verbose=1 without a terminal (captured output): the same one line per epoch, no bar
     m.fit(X, y, epochs=1, batch_size=4, verbose=1)
-    # NOTE: tqdm, when installed, draws the bar on stderr; the plain fallback uses stdout.
     cap = capsys.readouterr()
-    both = cap.out + cap.err
-    assert "Epoch 1/1" in both and "img/s" in both and "8/8" in both
+    assert cap.out.startswith("epoch 1/1 - ") and "\r" not in cap.out and cap.err == ""
+    assert len(cap.out.strip().splitlines()) == 1
 
 
 def test_verbose_progress_plain_fallback_without_tqdm(capsys, monkeypatch):
@@ -208,11 +213,14 @@ def test_verbose_progress_plain_fallback_without_tqdm(capsys, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    monkeypatch.setattr(nf.training, "_interactive", lambda: True)  # as on a terminal
     X, y = nf.datasets.xor()
     m = Sequential([Dense(2, 4, activation="relu"), Dense(4, 2)], seed=0)
     m.fit(X, y, epochs=1, batch_size=4, verbose=1)
     cap = capsys.readouterr()
-    assert "Epoch 1/1" in cap.out and "img/s" in cap.out and "8/8" in cap.out and cap.err == ""
+    assert "epoch 1/1 [" in cap.out and "img/s" in cap.out and "8/8" in cap.out and cap.err == ""
+    summary = cap.out.rsplit("\r\033[K", 1)[1]  # the bar's line is cleared, then the summary
+    assert summary.startswith("epoch 1/1 - ") and summary.count("loss ") == 1
 
 
 def test_fit_rejects_bad_input_before_training():
@@ -363,13 +371,14 @@ def test_progress_bar_uses_tqdm_when_installed(monkeypatch, capsys):
     fake.tqdm = FakeTqdm
     monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
     monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+    monkeypatch.setattr(nf.training, "_interactive", lambda: True)  # as on a terminal
     X, y = nf.datasets.xor()
     Sequential([Dense(2, 2)], seed=0).fit(X, y[:, 0], epochs=1, batch_size=3, verbose=1)
     assert calls["total"] == 8 and calls["n"] == 8 and calls["closed"]
-    assert set(calls["post"]) == {"loss", "img/s", "acc"} and calls["desc"] == "Epoch 1/1"
+    assert set(calls["post"]) == {"loss", "img/s", "acc"} and calls["desc"] == "epoch 1/1"
     # With tqdm, only the epoch summary is printed (the bar draws itself).
     out = capsys.readouterr().out
-    assert out.startswith(" - loss ") and "img/s" in out and "\r" not in out
+    assert out.startswith("epoch 1/1 - ") and out.count("loss ") == 1 and "\r" not in out
 
 
 @pytest.mark.parametrize("name", ["fused-softmax-ce", "logits-ce", "unfused-activations"])
