@@ -80,6 +80,19 @@ def _compare(m, t, **tol):
         assert int(b.num_batches_tracked) == int(tb.num_batches_tracked)
 
 
+def _step_both(m, t, x, g, **tol):
+    """One forward and backward of the nnfast model and its torch twin; outputs and input
+    gradients must agree."""
+    y = m.forward(x).copy()
+    gx = m.backward(g).copy()
+    tx = torch.from_numpy(x).requires_grad_()
+    t.zero_grad()
+    ty = t(tx)
+    ty.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
+    np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+
+
 def test_bn_resnet_equals_torch_float64_training_three_steps_then_eval(rng):
     m = bn_resnet(seed=0, dtype="float64")
     m.build((1, 8, 8))
@@ -90,15 +103,7 @@ def test_bn_resnet_equals_torch_float64_training_three_steps_then_eval(rng):
     t.train()
     for step in range(3):
         x = rng.standard_normal((6, 1, 8, 8)) * 2 + 0.3
-        g = rng.standard_normal((6, 5))
-        y = m.forward(x).copy()
-        gx = m.backward(g).copy()
-        tx = torch.from_numpy(x).requires_grad_()
-        t.zero_grad()
-        ty = t(tx)
-        ty.backward(torch.from_numpy(g))
-        np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
-        np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+        _step_both(m, t, x, rng.standard_normal((6, 5)), **tol)
         _compare(m, t, **tol)
         for p, gr in zip(m.parameters(), m.gradients()):
             p -= 0.1 * gr
@@ -108,16 +113,7 @@ def test_bn_resnet_equals_torch_float64_training_three_steps_then_eval(rng):
     _compare(m, t, **tol)  # running statistics after three steps
     m.eval()
     t.eval()
-    x = rng.standard_normal((4, 1, 8, 8))
-    g = rng.standard_normal((4, 5))
-    y = m.forward(x).copy()
-    gx = m.backward(g).copy()
-    tx = torch.from_numpy(x).requires_grad_()
-    t.zero_grad()
-    ty = t(tx)
-    ty.backward(torch.from_numpy(g))
-    np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
-    np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+    _step_both(m, t, rng.standard_normal((4, 1, 8, 8)), rng.standard_normal((4, 5)), **tol)
     _compare(m, t, **tol)  # eval: Conv2D+BN folded, gradients through the fold
 
 
@@ -147,16 +143,7 @@ def test_dense_leaky_gelu_bn1d_equal_torch_float64(rng):
     for training in (True, True, False):
         m.train(training)
         t.train(training)
-        x = rng.uniform(-3, 3, (10, 7))
-        g = rng.standard_normal((10, 3))
-        y = m.forward(x).copy()
-        gx = m.backward(g).copy()
-        tx = torch.from_numpy(x).requires_grad_()
-        t.zero_grad()
-        ty = t(tx)
-        ty.backward(torch.from_numpy(g))
-        np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
-        np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+        _step_both(m, t, rng.uniform(-3, 3, (10, 7)), rng.standard_normal((10, 3)), **tol)
         grads = dict(m.named_gradients())
         np.testing.assert_allclose(grads["4.gamma"], t[4].weight.grad.numpy(), **tol)
         np.testing.assert_allclose(grads["2.W"], t[2].weight.grad.numpy().T, **tol)

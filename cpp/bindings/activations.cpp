@@ -81,9 +81,11 @@ std::pair<py::array, py::array> backward_inputs(py::handle gy_obj, py::handle z_
   return {gy, z};
 }
 
-py::array gelu_backward(py::handle gy_obj, py::handle z_obj, py::object out) {
-  const char* fn = "gelu_backward";
-  auto [gy, z] = backward_inputs(gy_obj, z_obj, fn);
+// Runs kernel(grad_y, z, grad_x, n) (a typed generic lambda) on backward_inputs' arrays into
+// out (which may be grad_y or z), the GIL released.
+template <typename Kernel>
+py::array run_backward(const char* fn, const py::array& gy, const py::array& z, py::object out,
+                       Kernel kernel) {
   py::array gx = prepare_out(std::move(out), z.dtype(), shape_of(z), fn, {gy, z}, {gy, z});
   const int64_t n = static_cast<int64_t>(z.size());
   dispatch_float(z, [&](auto t) {
@@ -91,9 +93,18 @@ py::array gelu_backward(py::handle gy_obj, py::handle z_obj, py::object out) {
     const T *pg = cdata<T>(gy), *pz = cdata<T>(z);
     T* po = mdata<T>(gx);
     py::gil_scoped_release release;
-    nnfast::gelu_backward<T>(pg, pz, po, n);
+    kernel(pg, pz, po, n);
   });
   return gx;
+}
+
+py::array gelu_backward(py::handle gy_obj, py::handle z_obj, py::object out) {
+  const char* fn = "gelu_backward";
+  auto [gy, z] = backward_inputs(gy_obj, z_obj, fn);
+  return run_backward(fn, gy, z, std::move(out),
+                      [](const auto* g, const auto* x, auto* o, int64_t n) {
+                        nnfast::gelu_backward(g, x, o, n);
+                      });
 }
 
 py::array leaky_relu(py::handle z_obj, py::handle slope_obj, py::object out) {
@@ -117,16 +128,11 @@ py::array leaky_relu_backward(py::handle gy_obj, py::handle z_obj, py::handle sl
   const char* fn = "leaky_relu_backward";
   auto [gy, z] = backward_inputs(gy_obj, z_obj, fn);
   const double slope = require_real(slope_obj, fn, "negative_slope", is_f32(z));
-  py::array gx = prepare_out(std::move(out), z.dtype(), shape_of(z), fn, {gy, z}, {gy, z});
-  const int64_t n = static_cast<int64_t>(z.size());
-  dispatch_float(z, [&](auto t) {
-    using T = decltype(t);
-    const T *pg = cdata<T>(gy), *pz = cdata<T>(z);
-    T* po = mdata<T>(gx);
-    py::gil_scoped_release release;
-    nnfast::leaky_relu_backward<T>(pg, pz, po, n, static_cast<T>(slope));
+  return run_backward(fn, gy, z, std::move(out), [slope](const auto* g, const auto* x, auto* o,
+                                                         int64_t n) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(g)>>;
+    nnfast::leaky_relu_backward<T>(g, x, o, n, static_cast<T>(slope));
   });
-  return gx;
 }
 
 }  // namespace

@@ -95,22 +95,6 @@ void softmax_columns(const T* x, T* y, int64_t len, int64_t inner, int64_t c0, i
   }
 }
 
-// map_range two registers at a time: for long formulas (gelu) whose four interleaved copies
-// would spill registers.
-template <typename T, typename Op>
-inline void map_range_2(const T* x, T* y, int64_t begin, int64_t end, Op op) {
-  using S = Simd<T>;
-  int64_t i = begin;
-  for (; i + 2 * S::width <= end; i += 2 * S::width) {
-    const auto a = op(S::loadu(x + i));
-    const auto b = op(S::loadu(x + i + S::width));
-    S::storeu(y + i, a);
-    S::storeu(y + i + S::width, b);
-  }
-  for (; i + S::width <= end; i += S::width) S::storeu(y + i, op(S::loadu(x + i)));
-  if (i < end) S::store_partial(y + i, op(S::load_partial(x + i, end - i)), end - i);
-}
-
 // Two-input map: out = op(a, b) register by register over [begin, end).
 template <typename T, typename Op>
 inline void map2_range(const T* a, const T* b, T* out, int64_t begin, int64_t end, Op op) {
@@ -173,9 +157,7 @@ void activation_output_grad(const T* y, const T* grad_y, T* grad_z, int64_t n, G
 template <typename T>
 void gelu(const T* x, T* y, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    runtime::parallel_for(n, kMathGrain, [&](int64_t begin, int64_t end) {
-      map_range(x, y, begin, end, [](Simd<float>::Reg v) { return vmath::gelu(v); });
-    });
+    map_parallel(x, y, n, kMathGrain, [](Simd<float>::Reg v) { return vmath::gelu(v); });
   } else {
     runtime::parallel_for(n, kMathGrain / 4, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) y[i] = gelu_scalar(x[i]);
